@@ -1,0 +1,21 @@
+// Dense matmul for linear layers: y[M, N] = x[M, K] @ W[N, K]^T (+ bias[N]).
+// x and y are F32; W is F32, F16 or BF16 (the checkpoint's dtype, read in place).
+#pragma once
+#include <cstdint>
+
+#include "runtime/dtype.h"
+
+namespace tessera {
+
+// CPU reference and CPU backend implementation. Multithreaded over N (OpenMP); uses
+// AVX-512 when the processor has it, a portable loop otherwise. Accumulates in F32.
+void matmul_cpu(const float* x, int64_t M, int64_t K, const void* w, DType w_dtype,
+                int64_t N, const float* bias, float* y);
+
+// The portable path alone, for tests that compare it with the vectorised one.
+void matmul_cpu_portable(const float* x, int64_t M, int64_t K, const void* w, DType w_dtype,
+                         int64_t N, const float* bias, float* y);
+
+bool cpu_has_avx512();
+
+}  // namespace tessera

@@ -1,0 +1,13 @@
+// The AVX-512 matmul kernel, compiled in its own file with AVX-512 flags and called only
+// after a run-time CPU check. Plain pointers only, so no inline library code built with
+// AVX-512 can leak into the rest of the program.
+#pragma once
+#include <cstdint>
+
+namespace tessera {
+
+// w_dtype: the integer value of tessera::DType (F32, F16 or BF16).
+void matmul_avx512(const float* x, int64_t M, int64_t K, const void* w, int w_dtype, int64_t N,
+                   const float* bias, float* y);
+
+}  // namespace tessera

@@ -1,0 +1,115 @@
+// AVX-512 matmul: y[M, N] = x[M, K] @ W[N, K]^T (+ bias). Each micro-kernel computes an
+// MR x NR tile of dot products over K, 16 lanes at a time, converting W (F32/F16/BF16) to
+// F32 in registers; W is read straight from the checkpoint mapping. Parallel over N.
+#include <immintrin.h>
+
+#include "kernels/matmul_avx512.h"
+
+namespace tessera {
+namespace {
+
+enum { kF32 = 0, kF16 = 1, kBF16 = 2 };  // must match tessera::DType's order
+
+template <int WT>
+inline __m512 load_w(const void* w, int64_t i) {
+  if constexpr (WT == kF32) {
+    return _mm512_loadu_ps(static_cast<const float*>(w) + i);
+  } else if constexpr (WT == kF16) {
+    return _mm512_cvtph_ps(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(w) + i)));
+  } else {
+    __m256i h = _mm256_loadu_si256(
+        reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(w) + i));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+}
+
+template <int WT>
+inline __m512 load_w_masked(const void* w, int64_t i, __mmask16 m) {
+  if constexpr (WT == kF32) {
+    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(w) + i);
+  } else if constexpr (WT == kF16) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(w) + i));
+  } else {
+    __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(w) + i);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+}
+
+template <int WT>
+inline int64_t welem_bytes() { return WT == kF32 ? 4 : 2; }
+
+// y[i * N + n0 + j] for i < MR, j < NR.
+template <int WT, int MR, int NR>
+void micro_kernel(const float* x, int64_t K, const char* w, int64_t n0, int64_t N,
+                  const float* bias, float* y) {
+  __m512 acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
+  const void* wr[NR];
+  for (int j = 0; j < NR; ++j) wr[j] = w + (n0 + j) * K * welem_bytes<WT>();
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    __m512 wv[NR];
+    for (int j = 0; j < NR; ++j) wv[j] = load_w<WT>(wr[j], k);
+    for (int i = 0; i < MR; ++i) {
+      __m512 xv = _mm512_loadu_ps(x + i * K + k);
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+    }
+  }
+  if (k < K) {
+    __mmask16 m = __mmask16((1u << (K - k)) - 1u);
+    __m512 wv[NR];
+    for (int j = 0; j < NR; ++j) wv[j] = load_w_masked<WT>(wr[j], k, m);
+    for (int i = 0; i < MR; ++i) {
+      __m512 xv = _mm512_maskz_loadu_ps(m, x + i * K + k);
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j)
+      y[i * N + n0 + j] = _mm512_reduce_add_ps(acc[i][j]) + (bias ? bias[n0 + j] : 0.0f);
+}
+
+template <int WT, int NR>
+void rows_block(const float* x, int64_t M, int64_t K, const char* w, int64_t n0, int64_t N,
+                const float* bias, float* y) {
+  int64_t m = 0;
+  for (; m + 4 <= M; m += 4) micro_kernel<WT, 4, NR>(x + m * K, K, w, n0, N, bias, y + m * N);
+  switch (M - m) {
+    case 3: micro_kernel<WT, 3, NR>(x + m * K, K, w, n0, N, bias, y + m * N); break;
+    case 2: micro_kernel<WT, 2, NR>(x + m * K, K, w, n0, N, bias, y + m * N); break;
+    case 1: micro_kernel<WT, 1, NR>(x + m * K, K, w, n0, N, bias, y + m * N); break;
+    default: break;
+  }
+}
+
+template <int WT>
+void matmul_typed(const float* x, int64_t M, int64_t K, const char* w, int64_t N,
+                  const float* bias, float* y) {
+  constexpr int NR = 4;
+  const int64_t full_blocks = N / NR;
+#pragma omp parallel
+  {
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < full_blocks; ++b)
+      rows_block<WT, NR>(x, M, K, w, b * NR, N, bias, y);
+#pragma omp single
+    for (int64_t n = full_blocks * NR; n < N; ++n) rows_block<WT, 1>(x, M, K, w, n, N, bias, y);
+  }
+}
+
+}  // namespace
+
+void matmul_avx512(const float* x, int64_t M, int64_t K, const void* w, int w_dtype, int64_t N,
+                   const float* bias, float* y) {
+  const char* wb = static_cast<const char*>(w);
+  switch (w_dtype) {
+    case kF32: matmul_typed<kF32>(x, M, K, wb, N, bias, y); break;
+    case kF16: matmul_typed<kF16>(x, M, K, wb, N, bias, y); break;
+    case kBF16: matmul_typed<kBF16>(x, M, K, wb, N, bias, y); break;
+    default: break;
+  }
+}
+
+}  // namespace tessera

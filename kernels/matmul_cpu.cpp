@@ -1,0 +1,56 @@
+// CPU matmul: dispatch between the AVX-512 kernel (kernels/matmul_avx512_cpu.cpp) and a
+// portable loop.
+#include <omp.h>
+
+#include <stdexcept>
+
+#include "kernels/matmul.h"
+#include "kernels/matmul_avx512.h"
+
+namespace tessera {
+
+static_assert(int(DType::F32) == 0 && int(DType::F16) == 1 && int(DType::BF16) == 2,
+              "matmul_avx512 relies on these values");
+
+bool cpu_has_avx512() {
+  static const bool has = __builtin_cpu_supports("avx512f") &&
+                          __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
+  return has;
+}
+
+static inline float load_weight(const void* w, DType t, int64_t i) {
+  switch (t) {
+    case DType::F32: return static_cast<const float*>(w)[i];
+    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
+    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(w)[i]);
+    default: throw std::invalid_argument("matmul: unsupported weight dtype");
+  }
+}
+
+void matmul_cpu_portable(const float* x, int64_t M, int64_t K, const void* w, DType wt,
+                         int64_t N, const float* bias, float* y) {
+  if (wt != DType::F32 && wt != DType::F16 && wt != DType::BF16)
+    throw std::invalid_argument(std::string("matmul: unsupported weight dtype ") +
+                                dtype_name(wt));
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t m = 0; m < M; ++m) {
+      float acc = 0.0f;
+      for (int64_t k = 0; k < K; ++k) acc += x[m * K + k] * load_weight(w, wt, n * K + k);
+      y[m * N + n] = acc + (bias ? bias[n] : 0.0f);
+    }
+  }
+}
+
+void matmul_cpu(const float* x, int64_t M, int64_t K, const void* w, DType wt, int64_t N,
+                const float* bias, float* y) {
+  if (cpu_has_avx512() && (wt == DType::F32 || wt == DType::F16 || wt == DType::BF16)) {
+    matmul_avx512(x, M, K, w, int(wt), N, bias, y);
+    return;
+  }
+  matmul_cpu_portable(x, M, K, w, wt, N, bias, y);
+}
+
+}  // namespace tessera

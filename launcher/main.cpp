@@ -1,0 +1,38 @@
+// The `tessera` binary: results on stdout, notices on stderr; a user's mistake exits 2 with
+// a one-line message, anything else that fails exits 1.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+#include <map>
+
+#include "launcher/commands.h"
+#include "runtime/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"tessera: LLM inference on CPUs and GPUs"};
+  app.require_subcommand(1);
+  std::map<std::string, tessera::CommandRunner> runners;
+  runners["generate"] = tessera::register_generate(app);
+  runners["bench"] = tessera::register_bench(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "tessera: %s (see tessera --help)\n", e.what());
+    return 2;
+  }
+  try {
+    for (auto& [name, run] : runners)
+      if (app.got_subcommand(name)) return run();
+  } catch (const tessera::UserError& e) {
+    std::fprintf(stderr, "tessera: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tessera: internal error: %s\n", e.what());
+    return 1;
+  }
+  return 1;
+}

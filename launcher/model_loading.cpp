@@ -1,0 +1,63 @@
+#include "launcher/model_loading.h"
+
+#include <omp.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "runtime/error.h"
+#include "runtime/weights.h"
+
+namespace tessera {
+
+void add_model_options(CLI::App* cmd, ModelArgs& a) {
+  cmd->add_option("--model", a.model_dir, "Hugging Face model directory");
+  cmd->add_option("--model-config", a.model_config,
+                  "config.json to build random weights from (with --load-format dummy)");
+  cmd->add_option("--load-format", a.load_format, "auto | safetensors | dummy")
+      ->check(CLI::IsMember({"auto", "safetensors", "dummy"}));
+  cmd->add_option("--dtype", a.dtype, "dummy weight dtype: auto | bfloat16 | float16 | float32")
+      ->check(CLI::IsMember({"auto", "bfloat16", "float16", "float32", "bf16", "fp16", "fp32"}));
+  cmd->add_option("--device", a.device, "cpu (CUDA comes with the CUDA backend)")
+      ->check(CLI::IsMember({"auto", "cpu"}));
+  cmd->add_option("--threads", a.threads, "CPU threads (0: all cores)")
+      ->check(CLI::NonNegativeNumber);
+}
+
+static DType parse_dtype(const std::string& s, DType fallback) {
+  if (s == "bfloat16" || s == "bf16") return DType::BF16;
+  if (s == "float16" || s == "fp16") return DType::F16;
+  if (s == "float32" || s == "fp32") return DType::F32;
+  return fallback;
+}
+
+LoadedModel load_model(const ModelArgs& a) {
+  namespace fs = std::filesystem;
+  const bool dummy = a.load_format == "dummy";
+  LoadedModel lm;
+  auto t0 = std::chrono::steady_clock::now();
+  ModelConfig cfg;
+  std::unique_ptr<TensorSource> src;
+  if (dummy) {
+    require(!a.model_config.empty() || !a.model_dir.empty(),
+            "--load-format dummy needs --model-config FILE (or --model DIR)");
+    cfg = load_model_config(a.model_config.empty() ? a.model_dir : a.model_config);
+    src = make_dummy_source(cfg, parse_dtype(a.dtype, cfg.torch_dtype), 1234);
+  } else {
+    require(!a.model_dir.empty(), "--model DIR is required (or --load-format dummy "
+                                  "--model-config FILE)");
+    require(a.model_config.empty(), "--model-config is only used with --load-format dummy");
+    require(fs::is_directory(a.model_dir), "model directory not found: " + a.model_dir);
+    cfg = load_model_config(a.model_dir);
+    src = open_checkpoint_source(a.model_dir);
+  }
+  lm.backend = make_cpu_backend(a.threads);
+  lm.comm = make_single_comm();
+  ModelWeights w = load_model_weights(*src, cfg, *lm.backend, lm.comm->world());
+  lm.model = std::make_unique<Model>(cfg, std::move(w), *lm.backend, *lm.comm);
+  lm.load_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return lm;
+}
+
+}  // namespace tessera

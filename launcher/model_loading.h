@@ -1,0 +1,34 @@
+// Options shared by the commands that load a model, and the loading itself.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+
+#include "parallel/comm.h"
+#include "runtime/backend.h"
+#include "runtime/model.h"
+
+namespace tessera {
+
+struct ModelArgs {
+  std::string model_dir;         // --model DIR
+  std::string model_config;      // --model-config FILE (with --load-format dummy)
+  std::string load_format = "auto";  // auto | safetensors | dummy
+  std::string dtype = "auto";    // dummy weights: bfloat16 | float16 | float32
+  std::string device = "cpu";
+  int threads = 0;               // 0: all cores
+};
+
+void add_model_options(CLI::App* cmd, ModelArgs& args);
+
+struct LoadedModel {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Comm> comm;
+  std::unique_ptr<Model> model;
+  double load_seconds = 0;
+};
+
+// Throws UserError for a bad combination of options or a bad checkpoint.
+LoadedModel load_model(const ModelArgs& args);
+
+}  // namespace tessera

@@ -1,0 +1,92 @@
+// Backend: the op interface Model::forward is written against. The CPU and CUDA backends
+// implement it; the model never touches memory or kernels directly. All activations are
+// [tokens, features] row-major; the residual stream is always F32.
+#pragma once
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/batch.h"
+#include "runtime/kv_cache.h"
+#include "runtime/tensor.h"
+
+namespace tessera {
+
+// A linear layer's weight as the backend stores it. Dense kinds keep the checkpoint's
+// dtype (F32/F16/BF16); quantized kinds add their scales here later.
+struct LinearWeight {
+  Tensor weight;  // [out_features_local, in_features_local]
+  Tensor bias;    // F32 [out_features_local], or empty
+  bool partial_sum = false;  // row-split under tensor parallel: output must be all-reduced
+  int64_t out_features() const { return weight.dim(0); }
+  int64_t in_features() const { return weight.dim(1); }
+};
+
+// The batch's index arrays where the backend's kernels can read them.
+struct BatchTensors {
+  const Batch* host = nullptr;
+  Tensor token_ids, positions, slot_mapping, seq_begin, context_lens, block_tables,
+      logit_indices;  // I32, shapes as in Batch
+};
+
+// Rotary embedding frequencies (HF rotate-half convention), scaling already applied.
+struct RopeTable {
+  std::vector<double> inv_freq;  // [head_dim / 2]
+  Tensor device_inv_freq;        // F32 [head_dim / 2] on the backend (set by the backend)
+};
+
+struct AttentionParams {
+  int64_t num_heads = 0;     // this rank's query heads
+  int64_t num_kv_heads = 0;  // this rank's kv heads
+  int64_t head_dim = 0;
+  float scale = 0.0f;        // softmax scale, usually 1/sqrt(head_dim)
+  int64_t sliding_window = 0;  // 0: unlimited; else keys at positions > q_pos - W only
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual Device device() const = 0;
+  // The dtype of activations between ops (F32 on the CPU).
+  virtual DType compute_dtype() const = 0;
+
+  virtual Tensor alloc(DType dtype, std::initializer_list<int64_t> dims) = 0;
+  // Makes a host tensor usable by this backend (CPU: shares it; CUDA: copies).
+  virtual Tensor upload(const Tensor& host) = 0;
+  // Copies a backend tensor into host memory of src.nbytes() bytes.
+  virtual void download(const Tensor& src, void* host_dst) = 0;
+  virtual BatchTensors upload_batch(const Batch& batch) = 0;
+  virtual void prepare_rope(RopeTable& table) = 0;
+  virtual void synchronize() {}
+
+  // out[i, :] = table[ids[i] - vocab_begin, :] as F32 when the id is in this rank's range
+  // [vocab_begin, vocab_begin + table rows), else zeros. table: [vocab_local, hidden].
+  virtual void embedding(const Tensor& table, int64_t vocab_begin, const BatchTensors& b,
+                         Tensor& out) = 0;
+  // out = rmsnorm(x) * weight. x: F32 [n, h]; weight: F32 [h]; out: compute dtype [n, h].
+  virtual void rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
+  // residual += delta; out = rmsnorm(residual) * weight. residual F32, delta compute dtype.
+  virtual void add_rmsnorm(Tensor& residual, const Tensor& delta, const Tensor& weight,
+                           float eps, Tensor& out) = 0;
+  // out[M, N] = x[M, K] @ w.weight[N, K]^T (+ bias). out may be F32 or the compute dtype.
+  virtual void linear(const Tensor& x, const LinearWeight& w, Tensor& out) = 0;
+  // In place: rotates q [n, heads, head_dim] and k [n, kv_heads, head_dim] by positions.
+  virtual void rope(Tensor& q, Tensor& k, const RopeTable& table, const BatchTensors& b) = 0;
+  // Writes each token's k, v [n, kv_heads, head_dim] into the cache at its slot.
+  virtual void kv_write(const Tensor& k, const Tensor& v, KvLayer& cache, int64_t block_size,
+                        const BatchTensors& b) = 0;
+  // Causal attention of q [n, heads, head_dim] over each sequence's cached K/V (the new
+  // tokens already written). out: [n, heads * head_dim].
+  virtual void attention(const Tensor& q, const KvLayer& cache, int64_t block_size,
+                         const AttentionParams& p, const BatchTensors& b, Tensor& out) = 0;
+  // out = silu(gate) * up, all [n, inter].
+  virtual void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  // out[i, :] = x[indices[i], :] (F32 or compute dtype).
+  virtual void gather_rows(const Tensor& x, const Tensor& indices, Tensor& out) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend(int num_threads);
+
+}  // namespace tessera

@@ -1,0 +1,155 @@
+// The CPU backend: F32 activations and KV cache, weights read in place in their stored
+// dtype. Each op checks shapes and calls its kernel in kernels/*_cpu.cpp.
+#include <omp.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include "kernels/activation.h"
+#include "kernels/attention.h"
+#include "kernels/embedding.h"
+#include "kernels/matmul.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "runtime/backend.h"
+
+namespace tessera {
+namespace {
+
+void expect(bool ok, const char* op, const std::string& what) {
+  if (!ok) throw std::invalid_argument(std::string("cpu backend ") + op + ": " + what);
+}
+
+void expect_f32(const Tensor& t, const char* op) {
+  expect(t.dtype == DType::F32, op, "expected F32, got " + std::string(dtype_name(t.dtype)));
+}
+
+PagedKv paged(const KvLayer& l, int64_t block_size) {
+  expect_f32(l.k, "kv cache");
+  return PagedKv{l.k.ptr<float>(), l.v.ptr<float>(), l.k.dim(1), block_size, l.k.dim(3)};
+}
+
+Tensor i32_view(const std::vector<int32_t>& v) {
+  return make_tensor_view(const_cast<int32_t*>(v.data()), DType::I32, {int64_t(v.size())});
+}
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads) {
+    if (threads > 0) omp_set_num_threads(threads);
+  }
+  std::string name() const override { return "cpu"; }
+  Device device() const override { return Device::CPU; }
+  DType compute_dtype() const override { return DType::F32; }
+
+  Tensor alloc(DType dtype, std::initializer_list<int64_t> dims) override {
+    return host_tensor(dtype, dims);
+  }
+  Tensor upload(const Tensor& host) override { return host; }
+  void download(const Tensor& src, void* dst) override {
+    std::memcpy(dst, src.data, src.nbytes());
+  }
+  BatchTensors upload_batch(const Batch& b) override {
+    BatchTensors t;
+    t.host = &b;
+    t.token_ids = i32_view(b.token_ids);
+    t.positions = i32_view(b.positions);
+    t.slot_mapping = i32_view(b.slot_mapping);
+    t.seq_begin = i32_view(b.seq_begin);
+    t.context_lens = i32_view(b.context_lens);
+    t.block_tables = i32_view(b.block_tables);
+    t.logit_indices = i32_view(b.logit_indices);
+    return t;
+  }
+  void prepare_rope(RopeTable&) override {}
+
+  void embedding(const Tensor& table, int64_t vocab_begin, const BatchTensors& b,
+                 Tensor& out) override {
+    expect_f32(out, "embedding");
+    expect(out.dim(0) == b.host->num_tokens() && out.dim(1) == table.dim(1), "embedding",
+           "out shape " + out.shape_str());
+    embedding_cpu(table.data, table.dtype, table.dim(0), table.dim(1), vocab_begin,
+                  b.host->token_ids.data(), b.host->num_tokens(), out.ptr<float>());
+  }
+
+  void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
+    expect_f32(x, "rmsnorm");
+    expect_f32(w, "rmsnorm");
+    expect_f32(out, "rmsnorm");
+    expect(x.numel() == out.numel() && x.dim(-1) == w.numel(), "rmsnorm", "shape mismatch");
+    rmsnorm_cpu(x.ptr<float>(), w.ptr<float>(), eps, x.dim(0), x.dim(-1), out.ptr<float>());
+  }
+
+  void add_rmsnorm(Tensor& residual, const Tensor& delta, const Tensor& w, float eps,
+                   Tensor& out) override {
+    expect_f32(residual, "add_rmsnorm");
+    expect_f32(delta, "add_rmsnorm");
+    expect(residual.numel() == delta.numel() && residual.numel() == out.numel(),
+           "add_rmsnorm", "shape mismatch");
+    add_rmsnorm_cpu(residual.ptr<float>(), delta.ptr<float>(), w.ptr<float>(), eps,
+                    residual.dim(0), residual.dim(-1), out.ptr<float>());
+  }
+
+  void linear(const Tensor& x, const LinearWeight& w, Tensor& out) override {
+    expect_f32(x, "linear");
+    expect_f32(out, "linear");
+    const int64_t M = x.dim(0), K = x.row_size(), N = w.out_features();
+    expect(K == w.in_features(), "linear",
+           "x " + x.shape_str() + " vs weight " + w.weight.shape_str());
+    expect(out.dim(0) == M && out.row_size() == N, "linear", "out " + out.shape_str());
+    matmul_cpu(x.ptr<float>(), M, K, w.weight.data, w.weight.dtype, N,
+               w.bias.empty() ? nullptr : w.bias.ptr<float>(), out.ptr<float>());
+  }
+
+  void rope(Tensor& q, Tensor& k, const RopeTable& table, const BatchTensors& b) override {
+    expect_f32(q, "rope");
+    expect_f32(k, "rope");
+    const int64_t n = b.host->num_tokens();
+    rope_cpu(q.ptr<float>(), n, q.dim(1), q.dim(2), b.host->positions.data(),
+             table.inv_freq.data());
+    rope_cpu(k.ptr<float>(), n, k.dim(1), k.dim(2), b.host->positions.data(),
+             table.inv_freq.data());
+  }
+
+  void kv_write(const Tensor& k, const Tensor& v, KvLayer& cache, int64_t block_size,
+                const BatchTensors& b) override {
+    expect_f32(k, "kv_write");
+    expect_f32(v, "kv_write");
+    kv_write_cpu(k.ptr<float>(), v.ptr<float>(), b.host->num_tokens(),
+                 b.host->slot_mapping.data(), paged(cache, block_size));
+  }
+
+  void attention(const Tensor& q, const KvLayer& cache, int64_t block_size,
+                 const AttentionParams& p, const BatchTensors& b, Tensor& out) override {
+    expect_f32(q, "attention");
+    expect_f32(out, "attention");
+    expect(cache.k.dim(1) == p.num_kv_heads && cache.k.dim(3) == p.head_dim, "attention",
+           "cache shape " + cache.k.shape_str());
+    paged_attention_cpu(q.ptr<float>(), p.num_heads, paged(cache, block_size), *b.host,
+                        p.scale, p.sliding_window, out.ptr<float>());
+  }
+
+  void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
+    expect(gate.numel() == up.numel() && gate.numel() == out.numel(), "silu_mul",
+           "shape mismatch");
+    silu_mul_cpu(gate.ptr<float>(), up.ptr<float>(), gate.numel(), out.ptr<float>());
+  }
+
+  void gather_rows(const Tensor& x, const Tensor& indices, Tensor& out) override {
+    const size_t row = size_t(x.row_size()) * dtype_size(x.dtype);
+    const int32_t* idx = indices.ptr<int32_t>();
+    for (int64_t i = 0; i < indices.numel(); ++i) {
+      expect(idx[i] >= 0 && idx[i] < x.dim(0), "gather_rows", "index out of range");
+      std::memcpy(static_cast<char*>(out.data) + size_t(i) * row,
+                  static_cast<const char*>(x.data) + size_t(idx[i]) * row, row);
+    }
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int num_threads) {
+  return std::make_unique<CpuBackend>(num_threads);
+}
+
+}  // namespace tessera

@@ -1,0 +1,138 @@
+#include "runtime/model.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/rope.h"
+#include "parallel/shard_rules.h"
+#include "runtime/error.h"
+
+namespace tessera {
+
+Model::Model(const ModelConfig& cfg, ModelWeights weights, Backend& backend, Comm& comm)
+    : cfg_(cfg), w_(std::move(weights)), backend_(backend), comm_(comm) {
+  const LocalDims d = local_dims(cfg_, comm_.world());
+  heads_local_ = d.num_heads;
+  kv_heads_local_ = d.num_kv_heads;
+  inter_local_ = d.intermediate;
+  rope_.inv_freq = rope_inv_freq(cfg_);
+  backend_.prepare_rope(rope_);
+  attn_.num_heads = heads_local_;
+  attn_.num_kv_heads = kv_heads_local_;
+  attn_.head_dim = cfg_.head_dim;
+  attn_.scale = float(1.0 / std::sqrt(double(cfg_.head_dim)));
+  attn_.sliding_window = cfg_.sliding_window;
+}
+
+KvCacheShape Model::kv_shape(int64_t num_blocks, int64_t block_size) const {
+  KvCacheShape s;
+  s.num_layers = cfg_.num_layers;
+  s.num_blocks = num_blocks;
+  s.kv_heads = kv_heads_local_;
+  s.block_size = block_size;
+  s.head_dim = cfg_.head_dim;
+  s.dtype = backend_.device() == Device::CPU ? DType::F32 : backend_.compute_dtype();
+  return s;
+}
+
+Tensor Model::buf(Slot slot, DType dtype, std::initializer_list<int64_t> dims) {
+  Tensor want = make_tensor_view(nullptr, dtype, dims);
+  Tensor& have = workspace_[slot];
+  if (have.empty() || have.nbytes() < want.nbytes() || have.dtype != dtype)
+    have = backend_.alloc(dtype, {want.numel()});
+  want.data = have.data;
+  want.storage = have.storage;
+  want.device = have.device;
+  return want;
+}
+
+void Model::project(const Tensor& x, const LinearWeight& w, Tensor& out) {
+  backend_.linear(x, w, out);
+  if (w.partial_sum) comm_.all_reduce_sum(out);
+}
+
+Tensor Model::attention_block(const LayerWeights& lw, KvLayer& cache, const Tensor& h,
+                              const BatchTensors& bt, int64_t block_size) {
+  const int64_t n = h.dim(0), d = cfg_.head_dim;
+  const DType ct = backend_.compute_dtype();
+  Tensor q = buf(kQ, ct, {n, heads_local_ * d});
+  Tensor k = buf(kK, ct, {n, kv_heads_local_ * d});
+  Tensor v = buf(kV, ct, {n, kv_heads_local_ * d});
+  project(h, lw.q, q);
+  project(h, lw.k, k);
+  project(h, lw.v, v);
+  Tensor q3 = q.reshaped({n, heads_local_, d});
+  Tensor k3 = k.reshaped({n, kv_heads_local_, d});
+  Tensor v3 = v.reshaped({n, kv_heads_local_, d});
+  backend_.rope(q3, k3, rope_, bt);
+  backend_.kv_write(k3, v3, cache, block_size, bt);
+  Tensor attn = buf(kAttn, ct, {n, heads_local_ * d});
+  backend_.attention(q3, cache, block_size, attn_, bt, attn);
+  Tensor out = buf(kProj, ct, {n, cfg_.hidden_size});
+  project(attn, lw.o, out);
+  return out;
+}
+
+Tensor Model::mlp_block(const LayerWeights& lw, const Tensor& h, int64_t n) {
+  const DType ct = backend_.compute_dtype();
+  Tensor gate = buf(kGate, ct, {n, inter_local_});
+  Tensor up = buf(kUp, ct, {n, inter_local_});
+  project(h, lw.gate, gate);
+  project(h, lw.up, up);
+  Tensor act = buf(kAct, ct, {n, inter_local_});
+  backend_.silu_mul(gate, up, act);
+  Tensor out = buf(kProj, ct, {n, cfg_.hidden_size});
+  project(act, lw.down, out);
+  return out;
+}
+
+std::vector<float> Model::forward(const Batch& batch, KvCache& kv) {
+  const int64_t n = batch.num_tokens(), H = cfg_.hidden_size;
+  if (n == 0) throw std::invalid_argument("forward: empty batch");
+  for (int32_t id : batch.token_ids)
+    require(id >= 0 && id < cfg_.vocab_size,
+            "token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                std::to_string(cfg_.vocab_size) + ")");
+  for (int32_t p : batch.positions)
+    require(p >= 0 && p < cfg_.max_position_embeddings,
+            "position " + std::to_string(p) + " is beyond max_position_embeddings (" +
+                std::to_string(cfg_.max_position_embeddings) + ")");
+  const int64_t block_size = kv.shape().block_size;
+  validate_batch(batch, kv.num_slots(), block_size);
+  const BatchTensors bt = backend_.upload_batch(batch);
+  const DType ct = backend_.compute_dtype();
+
+  Tensor residual = buf(kResidual, DType::F32, {n, H});  // the residual stream stays F32
+  backend_.embedding(w_.embed, w_.vocab_begin, bt, residual);
+  if (comm_.world().size > 1) comm_.all_reduce_sum(residual);  // vocab-split table
+  Tensor h = buf(kNormed, ct, {n, H});
+  backend_.rmsnorm(residual, w_.layers[0].input_norm, cfg_.rms_norm_eps, h);
+
+  for (size_t l = 0; l < w_.layers.size(); ++l) {
+    const LayerWeights& lw = w_.layers[l];
+    Tensor attn = attention_block(lw, kv.layer(int64_t(l)), h, bt, block_size);
+    backend_.add_rmsnorm(residual, attn, lw.post_attention_norm, cfg_.rms_norm_eps, h);
+    Tensor mlp = mlp_block(lw, h, n);
+    const Tensor& next_norm =
+        l + 1 < w_.layers.size() ? w_.layers[l + 1].input_norm : w_.final_norm;
+    backend_.add_rmsnorm(residual, mlp, next_norm, cfg_.rms_norm_eps, h);
+  }
+
+  const int64_t nl = batch.num_logits();
+  std::vector<float> logits(size_t(nl * cfg_.vocab_size));
+  if (nl == 0) return logits;
+  Tensor last = buf(kLast, ct, {nl, H});
+  backend_.gather_rows(h, bt.logit_indices, last);
+  const int64_t vocab_local = w_.lm_head.out_features();
+  Tensor local = buf(kLogits, DType::F32, {nl, vocab_local});
+  backend_.linear(last, w_.lm_head, local);
+  if (comm_.world().size == 1) {
+    backend_.download(local, logits.data());
+  } else {
+    throw std::logic_error("vocab-parallel logits gather: not yet implemented");
+  }
+  return logits;
+}
+
+}  // namespace tessera

@@ -1,0 +1,161 @@
+#include "runtime/model_config.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "runtime/error.h"
+
+namespace tessera {
+namespace {
+
+using json = nlohmann::json;
+
+struct Reader {
+  const json& j;
+  const std::string& src;
+
+  bool has(const char* key) const { return j.contains(key) && !j[key].is_null(); }
+
+  int64_t integer(const char* key, int64_t def, bool required = false) const {
+    if (!has(key)) {
+      require(!required, src + ": missing required field \"" + key + "\"");
+      return def;
+    }
+    require(j[key].is_number_integer(), src + ": field \"" + key + "\" must be an integer");
+    return j[key].get<int64_t>();
+  }
+  double number(const char* key, double def) const {
+    if (!has(key)) return def;
+    require(j[key].is_number(), src + ": field \"" + key + "\" must be a number");
+    return j[key].get<double>();
+  }
+  bool boolean(const char* key, bool def) const {
+    if (!has(key)) return def;
+    require(j[key].is_boolean(), src + ": field \"" + key + "\" must be true or false");
+    return j[key].get<bool>();
+  }
+};
+
+RopeScaling parse_rope_scaling(const json& r, const std::string& src) {
+  RopeScaling s;
+  if (r.is_null()) return s;
+  require(r.is_object(), src + ": rope_scaling must be an object or null");
+  std::string type;
+  if (r.contains("rope_type") && r["rope_type"].is_string()) type = r["rope_type"];
+  else if (r.contains("type") && r["type"].is_string()) type = r["type"];
+  Reader rd{r, src};
+  if (type == "default") return s;
+  if (type == "linear") {
+    s.type = RopeScaling::Type::Linear;
+  } else if (type == "llama3") {
+    s.type = RopeScaling::Type::Llama3;
+    s.low_freq_factor = float(rd.number("low_freq_factor", 1.0));
+    s.high_freq_factor = float(rd.number("high_freq_factor", 4.0));
+    s.original_max_position = rd.integer("original_max_position_embeddings", 8192);
+    require(s.high_freq_factor > s.low_freq_factor,
+            src + ": rope_scaling high_freq_factor must exceed low_freq_factor");
+  } else {
+    throw UserError(src + ": unsupported rope_scaling type \"" + type +
+                    "\" (supported: linear, llama3)");
+  }
+  s.factor = float(rd.number("factor", 1.0));
+  require(s.factor > 0, src + ": rope_scaling factor must be positive");
+  return s;
+}
+
+}  // namespace
+
+bool ModelConfig::is_eos(int64_t id) const {
+  return std::find(eos_token_ids.begin(), eos_token_ids.end(), id) != eos_token_ids.end();
+}
+
+ModelConfig parse_model_config(const std::string& text, const std::string& src) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw UserError(src + ": invalid JSON (" + std::string(e.what()) + ")");
+  }
+  require(j.is_object(), src + ": config must be a JSON object");
+  Reader rd{j, src};
+  ModelConfig c;
+  require(rd.has("model_type") && j["model_type"].is_string(),
+          src + ": missing \"model_type\"");
+  c.model_type = j["model_type"];
+  if (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2")
+    throw UserError(src + ": unsupported model_type \"" + c.model_type +
+                    "\" (supported: llama, mistral, qwen2)");
+  c.hidden_size = rd.integer("hidden_size", 0, true);
+  c.num_layers = rd.integer("num_hidden_layers", 0, true);
+  c.num_heads = rd.integer("num_attention_heads", 0, true);
+  c.num_kv_heads = rd.integer("num_key_value_heads", c.num_heads);
+  c.intermediate_size = rd.integer("intermediate_size", 0, true);
+  c.vocab_size = rd.integer("vocab_size", 0, true);
+  c.max_position_embeddings = rd.integer("max_position_embeddings", 2048);
+  require(c.hidden_size > 0 && c.num_layers > 0 && c.num_heads > 0 && c.num_kv_heads > 0 &&
+              c.intermediate_size > 0 && c.vocab_size > 0 && c.max_position_embeddings > 0,
+          src + ": sizes must be positive");
+  require(c.num_heads % c.num_kv_heads == 0,
+          src + ": num_attention_heads (" + std::to_string(c.num_heads) +
+              ") must be a multiple of num_key_value_heads (" +
+              std::to_string(c.num_kv_heads) + ")");
+  if (rd.has("head_dim")) {
+    c.head_dim = rd.integer("head_dim", 0);
+  } else {
+    require(c.hidden_size % c.num_heads == 0,
+            src + ": hidden_size must be a multiple of num_attention_heads");
+    c.head_dim = c.hidden_size / c.num_heads;
+  }
+  require(c.head_dim > 0 && c.head_dim % 2 == 0, src + ": head_dim must be positive and even");
+  c.rms_norm_eps = float(rd.number("rms_norm_eps", 1e-6));
+  c.rope_theta = float(rd.number("rope_theta", 10000.0));
+  if (j.contains("rope_scaling")) c.rope_scaling = parse_rope_scaling(j["rope_scaling"], src);
+  c.tie_word_embeddings = rd.boolean("tie_word_embeddings", false);
+  c.attention_bias = c.model_type == "qwen2" ? true : rd.boolean("attention_bias", false);
+  c.mlp_bias = rd.boolean("mlp_bias", false);
+  if (rd.has("hidden_act")) {
+    require(j["hidden_act"] == "silu", src + ": unsupported hidden_act " +
+                                           j["hidden_act"].dump() + " (supported: silu)");
+  }
+  // Mistral: sliding_window applies. Qwen2: only when use_sliding_window is true.
+  bool use_window = c.model_type == "mistral" || rd.boolean("use_sliding_window", false);
+  if (use_window && rd.has("sliding_window")) {
+    c.sliding_window = rd.integer("sliding_window", 0);
+    require(c.sliding_window >= 0, src + ": sliding_window must be non-negative");
+  }
+  c.bos_token_id = rd.integer("bos_token_id", -1);
+  if (rd.has("eos_token_id")) {
+    const json& e = j["eos_token_id"];
+    if (e.is_array()) {
+      for (const auto& v : e) {
+        require(v.is_number_integer(), src + ": eos_token_id entries must be integers");
+        c.eos_token_ids.push_back(v.get<int64_t>());
+      }
+    } else {
+      c.eos_token_ids.push_back(rd.integer("eos_token_id", -1));
+    }
+  }
+  if (rd.has("torch_dtype") && j["torch_dtype"].is_string()) {
+    std::string d = j["torch_dtype"];
+    c.torch_dtype = d == "bfloat16" ? DType::BF16 : d == "float16" ? DType::F16 : DType::F32;
+  }
+  return c;
+}
+
+ModelConfig load_model_config(const std::string& path) {
+  namespace fs = std::filesystem;
+  fs::path p(path);
+  if (fs::is_directory(p)) p /= "config.json";
+  else
+    require(fs::exists(p), "model directory or config not found: " + path);
+  std::ifstream f(p);
+  require(bool(f), "cannot read " + p.string() + " (missing config.json?)");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return parse_model_config(ss.str(), p.string());
+}
+
+}  // namespace tessera

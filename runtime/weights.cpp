@@ -1,0 +1,112 @@
+#include "runtime/weights.h"
+
+#include "kernels/embedding.h"
+#include "parallel/shard_rules.h"
+#include "runtime/error.h"
+
+namespace tessera {
+namespace {
+
+std::string shape_string(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+struct Loader {
+  TensorSource& src;
+  const ModelConfig& cfg;
+  Backend& backend;
+  const World& world;
+  uint64_t bytes = 0;
+
+  // This rank's part of `name`, checked against the full shape the config implies.
+  Tensor take(const std::string& name, const std::vector<int64_t>& expected) {
+    require(src.has(name), "missing " + src.describe(name));
+    const std::vector<int64_t> actual = src.shape(name);
+    require(actual == expected, src.describe(name) + " has shape " + shape_string(actual) +
+                                    ", expected " + shape_string(expected) +
+                                    " from config.json");
+    const ShardRule rule = shard_rule_for(name);
+    Tensor host;
+    if (rule.kind == SplitKind::Row && expected.size() == 2) {
+      Range r = shard_range(rule, cfg, expected[1], world);
+      host = src.cols(name, r.begin, r.end);
+    } else if (rule.kind == SplitKind::Replicated || (rule.kind == SplitKind::Row)) {
+      host = src.rows(name, 0, expected[0]);
+    } else {
+      Range r = shard_range(rule, cfg, expected[0], world);
+      host = src.rows(name, r.begin, r.end);
+    }
+    require(host.dtype == DType::F32 || host.dtype == DType::F16 || host.dtype == DType::BF16,
+            src.describe(name) + " has dtype " + dtype_name(host.dtype) +
+                ", expected F32, F16 or BF16");
+    bytes += host.nbytes();
+    return host;
+  }
+
+  Tensor take_f32(const std::string& name, const std::vector<int64_t>& expected) {
+    Tensor t = take(name, expected);
+    if (t.dtype != DType::F32) {
+      Tensor f = host_tensor(DType::F32, {t.numel()});
+      convert_to_f32(t.data, t.dtype, t.numel(), f.ptr<float>());
+      t = f;
+    }
+    return backend.upload(t);
+  }
+
+  LinearWeight linear(const std::string& prefix, int64_t out_f, int64_t in_f, bool bias) {
+    LinearWeight lw;
+    lw.weight = backend.upload(take(prefix + ".weight", {out_f, in_f}));
+    lw.partial_sum = shard_rule_for(prefix).kind == SplitKind::Row && world.size > 1;
+    if (bias) {
+      // A row-split layer's bias must be added once: only rank 0 holds it.
+      const bool row = shard_rule_for(prefix).kind == SplitKind::Row;
+      if (!row || world.rank == 0) lw.bias = take_f32(prefix + ".bias", {out_f});
+    }
+    return lw;
+  }
+};
+
+}  // namespace
+
+ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backend& backend,
+                                const World& world) {
+  check_tp_compatible(cfg, world.size);
+  Loader ld{src, cfg, backend, world};
+  ModelWeights w;
+  const int64_t H = cfg.hidden_size, I = cfg.intermediate_size, V = cfg.vocab_size;
+  const LocalDims local = local_dims(cfg, world);
+  w.vocab_begin = local.vocab_begin;
+
+  std::string embed_name = "model.embed_tokens.weight";
+  // Tied checkpoints may store only one of the two tables (TinyStories-656K keeps lm_head).
+  if (cfg.tie_word_embeddings && !src.has(embed_name) && src.has("lm_head.weight"))
+    embed_name = "lm_head.weight";
+  w.embed = backend.upload(ld.take(embed_name, {V, H}));
+
+  for (int64_t l = 0; l < cfg.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerWeights lw;
+    lw.input_norm = ld.take_f32(p + "input_layernorm.weight", {H});
+    lw.post_attention_norm = ld.take_f32(p + "post_attention_layernorm.weight", {H});
+    lw.q = ld.linear(p + "self_attn.q_proj", cfg.q_size(), H, cfg.attention_bias);
+    lw.k = ld.linear(p + "self_attn.k_proj", cfg.kv_size(), H, cfg.attention_bias);
+    lw.v = ld.linear(p + "self_attn.v_proj", cfg.kv_size(), H, cfg.attention_bias);
+    lw.o = ld.linear(p + "self_attn.o_proj", H, cfg.q_size(), false);
+    lw.gate = ld.linear(p + "mlp.gate_proj", I, H, cfg.mlp_bias);
+    lw.up = ld.linear(p + "mlp.up_proj", I, H, cfg.mlp_bias);
+    lw.down = ld.linear(p + "mlp.down_proj", H, I, cfg.mlp_bias);
+    w.layers.push_back(std::move(lw));
+  }
+  w.final_norm = ld.take_f32("model.norm.weight", {H});
+  if (cfg.tie_word_embeddings) {
+    w.lm_head.weight = w.embed;
+  } else {
+    w.lm_head.weight = backend.upload(ld.take("lm_head.weight", {V, H}));
+  }
+  w.bytes = ld.bytes;
+  return w;
+}
+
+}  // namespace tessera
