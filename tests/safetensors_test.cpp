@@ -154,6 +154,7 @@ TEST(Safetensors, FileLevelErrors) {
   std::filesystem::create_directories(dir);
   expect_user_error([&] { SafetensorsFile::open(dir); }, {dir, "not a regular file"});
   std::string fifo = temp_file("fifo.safetensors");
+  std::filesystem::remove(fifo);
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   expect_user_error([&] { SafetensorsFile::open(fifo); }, {fifo, "not a regular file"});
   std::string tiny = temp_file("tiny.safetensors");

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds tessera and runs every test (CTest: unit, golden-data, CLI and MPI tests).
+#   scripts/test.sh              default build (CUDA targets too when nvcc is present)
+#   scripts/test.sh --sanitize   CPU-only build under AddressSanitizer + UBSan
+# Test data is read from $TESSERA_TESTDATA, default ../shared/testdata.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build=build
+args=(-G Ninja -DCMAKE_BUILD_TYPE=Release)
+if [ "${1:-}" = "--sanitize" ]; then
+  build=build-asan
+  args=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CUDA=OFF
+        -DTESSERA_SANITIZE=address,undefined)
+  # OpenMP's runtime keeps thread pools alive at exit; that is not a leak of ours.
+  export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+  export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+fi
+[ -n "${TESSERA_TESTDATA:-}" ] && args+=(-DTESSERA_TESTDATA="$TESSERA_TESTDATA")
+
+cmake -S . -B "$build" "${args[@]}"
+cmake --build "$build" -j "$(nproc)"
+cd "$build"
+ctest --output-on-failure -j "$(nproc)" --timeout 900
