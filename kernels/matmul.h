@@ -16,6 +16,13 @@ void matmul_cpu(const float* x, int64_t M, int64_t K, const void* w, DType w_dty
 void matmul_cpu_portable(const float* x, int64_t M, int64_t K, const void* w, DType w_dtype,
                          int64_t N, const float* bias, float* y);
 
+// The named fast mode: x is rounded to bf16 and, for BF16 weights on a CPU with
+// AVX512-BF16, multiplied with bf16 dot products (F32 accumulation), as llama.cpp does.
+// Other weight dtypes use matmul_cpu on the rounded x. Not golden-exact: ~1e-3 relative.
+void matmul_cpu_bf16_activations(const float* x, int64_t M, int64_t K, const void* w,
+                                 DType w_dtype, int64_t N, const float* bias, float* y);
+
 bool cpu_has_avx512();
+bool cpu_has_avx512_bf16();
 
 }  // namespace tessera

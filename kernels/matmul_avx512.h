@@ -11,3 +11,15 @@ void matmul_avx512(const float* x, int64_t M, int64_t K, const void* w, int w_dt
                    const float* bias, float* y);
 
 }  // namespace tessera
+
+namespace tessera {
+
+// Rounds n floats to bf16 (nearest even), 16 at a time.
+void f32_to_bf16_avx512(const float* x, int64_t n, uint16_t* out);
+
+// y[M, N] = x[M, K] @ W[N, K]^T (+ bias) with x and W in bf16 and F32 accumulation
+// (AVX512-BF16 dot products: 32 products per instruction).
+void matmul_bf16dot_avx512(const uint16_t* x, int64_t M, int64_t K, const uint16_t* w, int64_t N,
+                           const float* bias, float* y);
+
+}  // namespace tessera

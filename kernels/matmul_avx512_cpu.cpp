@@ -99,7 +99,79 @@ void matmul_typed(const float* x, int64_t M, int64_t K, const char* w, int64_t N
   }
 }
 
+// The bf16 x bf16 tile: each step multiplies 32 bf16 pairs per lane group into F32 sums.
+template <int MR, int NR>
+void micro_kernel_bf16dot(const uint16_t* x, int64_t K, const uint16_t* w, int64_t n0,
+                          int64_t N, const float* bias, float* y) {
+  __m512 acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
+  const uint16_t* wr[NR];
+  for (int j = 0; j < NR; ++j) wr[j] = w + (n0 + j) * K;
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32) {
+    __m512bh wv[NR];
+    for (int j = 0; j < NR; ++j) wv[j] = (__m512bh)_mm512_loadu_si512(wr[j] + k);
+    for (int i = 0; i < MR; ++i) {
+      __m512bh xv = (__m512bh)_mm512_loadu_si512(x + i * K + k);
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], xv, wv[j]);
+    }
+  }
+  if (k < K) {
+    const __mmask32 m = __mmask32((uint64_t(1) << (K - k)) - 1u);
+    __m512bh wv[NR];
+    for (int j = 0; j < NR; ++j) wv[j] = (__m512bh)_mm512_maskz_loadu_epi16(m, wr[j] + k);
+    for (int i = 0; i < MR; ++i) {
+      __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(m, x + i * K + k);
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], xv, wv[j]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j)
+      y[i * N + n0 + j] = _mm512_reduce_add_ps(acc[i][j]) + (bias ? bias[n0 + j] : 0.0f);
+}
+
+template <int NR>
+void rows_block_bf16dot(const uint16_t* x, int64_t M, int64_t K, const uint16_t* w, int64_t n0,
+                        int64_t N, const float* bias, float* y) {
+  int64_t m = 0;
+  for (; m + 4 <= M; m += 4) micro_kernel_bf16dot<4, NR>(x + m * K, K, w, n0, N, bias, y + m * N);
+  switch (M - m) {
+    case 3: micro_kernel_bf16dot<3, NR>(x + m * K, K, w, n0, N, bias, y + m * N); break;
+    case 2: micro_kernel_bf16dot<2, NR>(x + m * K, K, w, n0, N, bias, y + m * N); break;
+    case 1: micro_kernel_bf16dot<1, NR>(x + m * K, K, w, n0, N, bias, y + m * N); break;
+    default: break;
+  }
+}
+
 }  // namespace
+
+void f32_to_bf16_avx512(const float* x, int64_t n, uint16_t* out) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                        (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1u);
+    _mm256_mask_storeu_epi16(out + i, m,
+                             (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
+void matmul_bf16dot_avx512(const uint16_t* x, int64_t M, int64_t K, const uint16_t* w, int64_t N,
+                           const float* bias, float* y) {
+  constexpr int NR = 4;
+  const int64_t full_blocks = N / NR;
+#pragma omp parallel
+  {
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < full_blocks; ++b)
+      rows_block_bf16dot<NR>(x, M, K, w, b * NR, N, bias, y);
+#pragma omp single
+    for (int64_t n = full_blocks * NR; n < N; ++n)
+      rows_block_bf16dot<1>(x, M, K, w, n, N, bias, y);
+  }
+}
 
 void matmul_avx512(const float* x, int64_t M, int64_t K, const void* w, int w_dtype, int64_t N,
                    const float* bias, float* y) {

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <stdexcept>
+#include <vector>
 
 #include "kernels/matmul.h"
 #include "kernels/matmul_avx512.h"
@@ -17,6 +18,11 @@ bool cpu_has_avx512() {
                           __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512vl") &&
                           __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
+  return has;
+}
+
+bool cpu_has_avx512_bf16() {
+  static const bool has = cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
   return has;
 }
 
@@ -51,6 +57,24 @@ void matmul_cpu(const float* x, int64_t M, int64_t K, const void* w, DType wt, i
     return;
   }
   matmul_cpu_portable(x, M, K, w, wt, N, bias, y);
+}
+
+void matmul_cpu_bf16_activations(const float* x, int64_t M, int64_t K, const void* w, DType wt,
+                                 int64_t N, const float* bias, float* y) {
+  thread_local std::vector<uint16_t> xb;
+  xb.resize(size_t(M * K));
+  if (cpu_has_avx512_bf16()) {
+    f32_to_bf16_avx512(x, M * K, xb.data());
+  } else {
+    for (int64_t i = 0; i < M * K; ++i) xb[size_t(i)] = f32_to_bf16(x[i]);
+  }
+  if (wt == DType::BF16 && cpu_has_avx512_bf16()) {
+    matmul_bf16dot_avx512(xb.data(), M, K, static_cast<const uint16_t*>(w), N, bias, y);
+    return;
+  }
+  std::vector<float> xr(size_t(M * K));
+  for (int64_t i = 0; i < M * K; ++i) xr[size_t(i)] = bf16_to_f32(xb[size_t(i)]);
+  matmul_cpu(xr.data(), M, K, w, wt, N, bias, y);
 }
 
 }  // namespace tessera

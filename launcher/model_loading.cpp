@@ -22,6 +22,9 @@ void add_model_options(CLI::App* cmd, ModelArgs& a) {
       ->check(CLI::IsMember({"auto", "cpu"}));
   cmd->add_option("--threads", a.threads, "CPU threads (0: all cores)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--precision", a.precision,
+                  "CPU math: exact (F32 activations) | fast (bf16 activations, AVX512-BF16)")
+      ->check(CLI::IsMember({"exact", "fast"}));
 }
 
 static DType parse_dtype(const std::string& s, DType fallback) {
@@ -51,7 +54,8 @@ LoadedModel load_model(const ModelArgs& a) {
     cfg = load_model_config(a.model_dir);
     src = open_checkpoint_source(a.model_dir);
   }
-  lm.backend = make_cpu_backend(a.threads);
+  lm.backend = make_cpu_backend(
+      a.threads, a.precision == "fast" ? CpuPrecision::Fast : CpuPrecision::Exact);
   lm.comm = make_single_comm();
   ModelWeights w = load_model_weights(*src, cfg, *lm.backend, lm.comm->world());
   lm.model = std::make_unique<Model>(cfg, std::move(w), *lm.backend, *lm.comm);

@@ -87,6 +87,12 @@ class Backend {
   virtual void gather_rows(const Tensor& x, const Tensor& indices, Tensor& out) = 0;
 };
 
-std::unique_ptr<Backend> make_cpu_backend(int num_threads);
+// CPU precision modes. Exact: F32 activations everywhere (the goldens' mode). Fast: the
+// inputs of linear layers are rounded to bf16 and multiplied with AVX512-BF16 dot products
+// (F32 accumulation, F32 residual stream and attention), like llama.cpp's bf16 path.
+enum class CpuPrecision { Exact, Fast };
+
+std::unique_ptr<Backend> make_cpu_backend(int num_threads,
+                                          CpuPrecision precision = CpuPrecision::Exact);
 
 }  // namespace tessera

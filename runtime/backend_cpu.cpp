@@ -35,10 +35,12 @@ Tensor i32_view(const std::vector<int32_t>& v) {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads) {
+  CpuBackend(int threads, CpuPrecision precision) : precision_(precision) {
     if (threads > 0) omp_set_num_threads(threads);
   }
-  std::string name() const override { return "cpu"; }
+  std::string name() const override {
+    return precision_ == CpuPrecision::Fast ? "cpu (fast: bf16 activations)" : "cpu";
+  }
   Device device() const override { return Device::CPU; }
   DType compute_dtype() const override { return DType::F32; }
 
@@ -97,8 +99,12 @@ class CpuBackend final : public Backend {
     expect(K == w.in_features(), "linear",
            "x " + x.shape_str() + " vs weight " + w.weight.shape_str());
     expect(out.dim(0) == M && out.row_size() == N, "linear", "out " + out.shape_str());
-    matmul_cpu(x.ptr<float>(), M, K, w.weight.data, w.weight.dtype, N,
-               w.bias.empty() ? nullptr : w.bias.ptr<float>(), out.ptr<float>());
+    const float* bias = w.bias.empty() ? nullptr : w.bias.ptr<float>();
+    if (precision_ == CpuPrecision::Fast)
+      matmul_cpu_bf16_activations(x.ptr<float>(), M, K, w.weight.data, w.weight.dtype, N, bias,
+                                  out.ptr<float>());
+    else
+      matmul_cpu(x.ptr<float>(), M, K, w.weight.data, w.weight.dtype, N, bias, out.ptr<float>());
   }
 
   void rope(Tensor& q, Tensor& k, const RopeTable& table, const BatchTensors& b) override {
@@ -144,12 +150,15 @@ class CpuBackend final : public Backend {
                   static_cast<const char*>(x.data) + size_t(idx[i]) * row, row);
     }
   }
+
+ private:
+  CpuPrecision precision_;
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int num_threads) {
-  return std::make_unique<CpuBackend>(num_threads);
+std::unique_ptr<Backend> make_cpu_backend(int num_threads, CpuPrecision precision) {
+  return std::make_unique<CpuBackend>(num_threads, precision);
 }
 
 }  // namespace tessera
