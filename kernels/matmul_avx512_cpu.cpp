@@ -84,10 +84,9 @@ void rows_block(const float* x, int64_t M, int64_t K, const char* w, int64_t n0,
   }
 }
 
-template <int WT>
+template <int WT, int NR>
 void matmul_typed(const float* x, int64_t M, int64_t K, const char* w, int64_t N,
                   const float* bias, float* y) {
-  constexpr int NR = 4;
   const int64_t full_blocks = N / NR;
 #pragma omp parallel
   {
@@ -177,9 +176,13 @@ void matmul_avx512(const float* x, int64_t M, int64_t K, const void* w, int w_dt
                    const float* bias, float* y) {
   const char* wb = static_cast<const char*>(w);
   switch (w_dtype) {
-    case kF32: matmul_typed<kF32>(x, M, K, wb, N, bias, y); break;
-    case kF16: matmul_typed<kF16>(x, M, K, wb, N, bias, y); break;
-    case kBF16: matmul_typed<kBF16>(x, M, K, wb, N, bias, y); break;
+    // Decode (M = 1): 8 weight rows at once keep more loads in flight; prefill: 4 x 4 tiles.
+    case kF32: M == 1 ? matmul_typed<kF32, 8>(x, M, K, wb, N, bias, y)
+                      : matmul_typed<kF32, 4>(x, M, K, wb, N, bias, y); break;
+    case kF16: M == 1 ? matmul_typed<kF16, 8>(x, M, K, wb, N, bias, y)
+                      : matmul_typed<kF16, 4>(x, M, K, wb, N, bias, y); break;
+    case kBF16: M == 1 ? matmul_typed<kBF16, 8>(x, M, K, wb, N, bias, y)
+                       : matmul_typed<kBF16, 4>(x, M, K, wb, N, bias, y); break;
     default: break;
   }
 }
