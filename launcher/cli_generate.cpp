@@ -1,20 +1,26 @@
 // tessera generate: one prompt in, generated tokens out.
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "launcher/commands.h"
 #include "launcher/model_loading.h"
 #include "runtime/error.h"
+#include "runtime/chat_template.h"
 #include "runtime/generator.h"
+#include "runtime/tokenizer.h"
 
 namespace tessera {
 namespace {
 
 struct GenerateArgs {
   ModelArgs model;
-  std::string prompt_ids, prompt;
+  std::string prompt_ids, prompt, messages_file;
+  bool chat = false, no_echo = false;
   int64_t max_tokens = 64;
   float temperature = 0.8f, top_p = 1.0f;
   int64_t top_k = 0;
@@ -42,11 +48,52 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   return ids;
 }
 
+// The conversation for --chat (one user message) or --messages FILE.
+nlohmann::ordered_json chat_messages(const GenerateArgs& a) {
+  if (a.messages_file.empty())
+    return nlohmann::ordered_json::array({{{"role", "user"}, {"content", a.prompt}}});
+  std::ifstream f(a.messages_file);
+  require(bool(f), "cannot read --messages file " + a.messages_file);
+  nlohmann::ordered_json j;
+  try {
+    j = nlohmann::ordered_json::parse(f);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw UserError(a.messages_file + ": invalid JSON (" + std::string(e.what()) + ")");
+  }
+  if (j.is_object() && j.contains("messages")) j = j["messages"];
+  require(j.is_array() && !j.empty(),
+          a.messages_file + ": expected a non-empty list of {\"role\", \"content\"} messages");
+  for (const auto& m : j)
+    require(m.is_object() && m.contains("role") && m["role"].is_string(),
+            a.messages_file + ": every message needs a string \"role\"");
+  return j;
+}
+
 int run_generate(const GenerateArgs& a) {
-  require(!a.prompt_ids.empty() || !a.prompt.empty(), "give --prompt-ids or --prompt");
-  require(a.prompt.empty(), "--prompt needs the tokenizer, which is not built yet: use "
-                            "--prompt-ids");
-  const std::vector<int32_t> prompt = parse_ids(a.prompt_ids);
+  const int sources = !a.prompt_ids.empty() + !a.prompt.empty() + !a.messages_file.empty();
+  require(sources == 1, "give exactly one of --prompt-ids, --prompt or --messages");
+  require(!a.chat || a.prompt_ids.empty(), "--chat needs --prompt TEXT, not --prompt-ids");
+  const bool chat = a.chat || !a.messages_file.empty();
+  const std::string model_dir = a.model.model_dir;
+  std::optional<Tokenizer> tok;
+  if (!model_dir.empty() && std::filesystem::exists(model_dir + "/tokenizer.json"))
+    tok = Tokenizer::from_dir(model_dir);
+  std::vector<int32_t> prompt;
+  if (!a.prompt_ids.empty()) {
+    prompt = parse_ids(a.prompt_ids);
+  } else {
+    require(tok.has_value(), "--prompt needs the model's tokenizer.json, which " +
+                                 (model_dir.empty() ? std::string("--model DIR") : model_dir) +
+                                 " does not have; use --prompt-ids");
+    if (chat) {
+      const ChatTemplate tmpl = ChatTemplate::from_tokenizer_config(model_dir);
+      const std::string text = tmpl.render(chat_messages(a), nullptr, true);
+      prompt = tok->encode(text, false);  // the template already holds the special tokens
+    } else {
+      prompt = tok->encode(a.prompt, true);
+    }
+    require(!prompt.empty(), "the prompt encodes to no tokens");
+  }
   LoadedModel lm = load_model(a.model);
   GenerateOptions opt;
   opt.max_tokens = a.max_tokens;
@@ -55,7 +102,16 @@ int run_generate(const GenerateArgs& a) {
   opt.sampling.top_k = a.top_k;
   opt.seed = a.seed;
   opt.ignore_eos = a.ignore_eos;
-  GenerateResult r = generate(*lm.model, prompt, opt);
+  // Text mode streams the continuation as it is generated (UTF-8 safe), after the prompt.
+  std::optional<IncrementalDecoder> stream;
+  if (!a.json && tok) {
+    stream.emplace(*tok, true);
+    if (!a.prompt.empty() && !chat && !a.no_echo) std::cout << a.prompt << std::flush;
+  }
+  auto on_token = [&](int32_t id) {
+    if (stream) std::cout << stream->push(id) << std::flush;
+  };
+  GenerateResult r = generate(*lm.model, prompt, opt, on_token);
   if (r.stopped_at_context)
     std::fprintf(stderr, "tessera: stopped at max_position_embeddings (%lld)\n",
                  (long long)lm.model->config().max_position_embeddings);
@@ -66,10 +122,14 @@ int run_generate(const GenerateArgs& a) {
     nlohmann::json j;
     j["prompt_ids"] = prompt;
     j["ids"] = r.ids;
-    j["text"] = "";
+    j["text"] = tok ? tok->decode(r.ids, true) : "";
     j["prefill_tokens_per_s"] = prefill_tps;
     j["decode_tokens_per_s"] = decode_tps;
-    std::cout << j.dump() << std::endl;
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+  } else if (stream) {
+    std::cout << stream->flush() << std::endl;
+    std::fprintf(stderr, "tessera: %zu prompt tokens, %zu generated\n", prompt.size(),
+                 r.ids.size());
   } else {
     for (size_t i = 0; i < r.ids.size(); ++i) std::cout << (i ? " " : "") << r.ids[i];
     std::cout << std::endl;
@@ -87,6 +147,10 @@ CommandRunner register_generate(CLI::App& app) {
   add_model_options(cmd, a->model);
   cmd->add_option("--prompt-ids", a->prompt_ids, "Comma-separated prompt token ids");
   cmd->add_option("--prompt", a->prompt, "Prompt text");
+  cmd->add_flag("--chat", a->chat, "Send --prompt as one user message through the chat template");
+  cmd->add_option("--messages", a->messages_file,
+                  "JSON file with a list of chat messages ({role, content})");
+  cmd->add_flag("--no-echo", a->no_echo, "Do not print the prompt before the continuation");
   cmd->add_option("--max-tokens", a->max_tokens, "Tokens to generate")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--temperature", a->temperature, "0: greedy")->check(CLI::Range(0.0, 100.0));

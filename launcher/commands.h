@@ -10,5 +10,6 @@ using CommandRunner = std::function<int()>;
 
 CommandRunner register_generate(CLI::App& app);
 CommandRunner register_bench(CLI::App& app);
+CommandRunner register_tokenize(CLI::App& app);
 
 }  // namespace tessera

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   std::map<std::string, tessera::CommandRunner> runners;
   runners["generate"] = tessera::register_generate(app);
   runners["bench"] = tessera::register_bench(app);
+  runners["tokenize"] = tessera::register_tokenize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
