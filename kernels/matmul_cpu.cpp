@@ -2,6 +2,7 @@
 // portable loop.
 #include <omp.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <vector>
 
@@ -64,7 +65,12 @@ void matmul_cpu_bf16_activations(const float* x, int64_t M, int64_t K, const voi
   thread_local std::vector<uint16_t> xb;
   xb.resize(size_t(M * K));
   if (cpu_has_avx512_bf16()) {
-    f32_to_bf16_avx512(x, M * K, xb.data());
+    // xb is thread_local: hand the workers its address, not the name.
+    uint16_t* dst = xb.data();
+    const int64_t chunk = 16384;
+#pragma omp parallel for schedule(static) if (M * K > 4 * chunk)
+    for (int64_t c = 0; c < M * K; c += chunk)
+      f32_to_bf16_avx512(x + c, std::min(chunk, M * K - c), dst + c);
   } else {
     for (int64_t i = 0; i < M * K; ++i) xb[size_t(i)] = f32_to_bf16(x[i]);
   }

@@ -9,9 +9,9 @@
 
 namespace tessera::test {
 
-CpuModel load_cpu_model(const std::string& dir) {
+CpuModel load_cpu_model(const std::string& dir, CpuPrecision precision) {
   CpuModel m;
-  m.backend = make_cpu_backend(0);
+  m.backend = make_cpu_backend(0, precision);
   m.comm = make_single_comm();
   ModelConfig cfg = load_model_config(dir);
   auto src = open_checkpoint_source(dir);

@@ -17,7 +17,7 @@ struct CpuModel {
 };
 
 // Loads DIR (a Hugging Face checkpoint) on the CPU backend, tp 1.
-CpuModel load_cpu_model(const std::string& dir);
+CpuModel load_cpu_model(const std::string& dir, CpuPrecision precision = CpuPrecision::Exact);
 
 // Prefills `prompt` in one batch with logits at every position: [prompt.size(), vocab].
 std::vector<std::vector<float>> prefill_all_logits(Model& m, const std::vector<int32_t>& prompt);
