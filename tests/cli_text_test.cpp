@@ -5,44 +5,11 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
 
+#include "tests/cli_util.h"
 #include "tests/test_util.h"
 
 namespace tessera::test {
-namespace {
-
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-CliRun run_tessera(const std::vector<std::string>& args) {
-  const std::string dir = make_temp_dir("cli");
-  std::string cmd = quote(TESSERA_BINARY);
-  for (const auto& a : args) cmd += " " + quote(a);
-  cmd += " >" + dir + "/out 2>" + dir + "/err";
-  CliRun r;
-  const int status = std::system(cmd.c_str());
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_file(dir + "/out");
-  r.err = read_file(dir + "/err");
-  return r;
-}
-
-std::string last_line(const std::string& s) {
-  size_t end = s.find_last_not_of('\n');
-  size_t start = s.rfind('\n', end);
-  return s.substr(start == std::string::npos ? 0 : start + 1, end + 1 - (start == std::string::npos ? 0 : start + 1));
-}
-
-}  // namespace
 
 TEST(CliText, MainJobPrintsTheGoldenStory) {
   TESSERA_REQUIRE_TESTDATA();
