@@ -1,5 +1,6 @@
 #include "runtime/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -129,8 +130,24 @@ std::vector<float> Model::forward(const Batch& batch, KvCache& kv) {
   backend_.linear(last, w_.lm_head, local);
   if (comm_.world().size == 1) {
     backend_.download(local, logits.data());
-  } else {
-    throw std::logic_error("vocab-parallel logits gather: not yet implemented");
+    return logits;
+  }
+  // Vocab-parallel lm_head: rank r holds vocab [r * per, (r + 1) * per) (the last rank
+  // fewer). Pad every rank's block to per columns, gather, and lay the blocks side by side.
+  const int64_t tp = comm_.world().size, V = cfg_.vocab_size, per = (V + tp - 1) / tp;
+  std::vector<float> mine(size_t(nl * vocab_local));
+  backend_.download(local, mine.data());
+  Tensor padded = host_tensor(DType::F32, {nl, per});
+  for (int64_t i = 0; i < nl; ++i) {
+    std::copy_n(mine.data() + i * vocab_local, vocab_local, padded.ptr<float>() + i * per);
+    std::fill_n(padded.ptr<float>() + i * per + vocab_local, per - vocab_local, 0.0f);
+  }
+  Tensor all = host_tensor(DType::F32, {tp, nl, per});
+  comm_.all_gather(padded, all);
+  for (int64_t r = 0; r < tp; ++r) {
+    const int64_t cols = std::min(per, V - r * per);
+    for (int64_t i = 0; i < nl; ++i)
+      std::copy_n(all.ptr<float>() + (r * nl + i) * per, cols, logits.data() + i * V + r * per);
   }
   return logits;
 }

@@ -1,0 +1,15 @@
+# Tensor-parallel tests on CPU ranks: the same gtest binary under mpirun -np 2, 3 and 4.
+if(TESSERA_MPI)
+  add_executable(tessera_mpi_tests ${CMAKE_SOURCE_DIR}/tests/mpi/tp_equivalence_test.cpp
+                 ${CMAKE_SOURCE_DIR}/tests/test_util.cpp ${CMAKE_SOURCE_DIR}/tests/model_test_util.cpp)
+  target_link_libraries(tessera_mpi_tests PRIVATE tessera_core GTest::gtest)
+  target_compile_definitions(tessera_mpi_tests PRIVATE
+      TESSERA_TESTDATA_DEFAULT="${TESSERA_TESTDATA}" TESSERA_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+  foreach(np 2 3 4)
+    add_test(NAME mpi_tp${np}
+             COMMAND ${MPIEXEC_EXECUTABLE} -np ${np} --oversubscribe
+                     $<TARGET_FILE:tessera_mpi_tests>)
+    set_tests_properties(mpi_tp${np} PROPERTIES TIMEOUT 600
+        ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMP_NUM_THREADS=1")
+  endforeach()
+endif()
