@@ -86,6 +86,7 @@ int run_bench(const BenchArgs& a) {
   if (w.lm_head.weight.data != w.embed.data)  // untied: the embedding table is not read
     step_bytes -= embed_bytes - embed_bytes / uint64_t(w.embed.dim(0));
   const double bw = measure_read_bandwidth(a.model.threads);
+  if (!lm.comm->world().is_root()) return 0;  // only rank 0 writes results
   const double tg = median(tgs), pp = median(pps);
   const double roofline = bw / double(step_bytes);
   if (a.json) {

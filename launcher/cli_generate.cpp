@@ -103,8 +103,9 @@ int run_generate(const GenerateArgs& a) {
   opt.seed = a.seed;
   opt.ignore_eos = a.ignore_eos;
   // Text mode streams the continuation as it is generated (UTF-8 safe), after the prompt.
+  const bool root = lm.comm->world().is_root();  // only rank 0 writes results
   std::optional<IncrementalDecoder> stream;
-  if (!a.json && tok) {
+  if (root && !a.json && tok) {
     stream.emplace(*tok, true);
     if (!a.prompt.empty() && !chat && !a.no_echo) std::cout << a.prompt << std::flush;
   }
@@ -112,6 +113,7 @@ int run_generate(const GenerateArgs& a) {
     if (stream) std::cout << stream->push(id) << std::flush;
   };
   GenerateResult r = generate(*lm.model, prompt, opt, on_token);
+  if (!root) return 0;
   if (r.stopped_at_context)
     std::fprintf(stderr, "tessera: stopped at max_position_embeddings (%lld)\n",
                  (long long)lm.model->config().max_position_embeddings);

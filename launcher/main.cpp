@@ -6,6 +6,7 @@
 #include <map>
 
 #include "launcher/commands.h"
+#include "parallel/world_comm.h"
 #include "runtime/error.h"
 
 int main(int argc, char** argv) {
@@ -30,9 +31,11 @@ int main(int argc, char** argv) {
       if (app.got_subcommand(name)) return run();
   } catch (const tessera::UserError& e) {
     std::fprintf(stderr, "tessera: error: %s\n", e.what());
+    tessera::abort_job(2);
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tessera: internal error: %s\n", e.what());
+    tessera::abort_job(1);
     return 1;
   }
   return 1;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "parallel/world_comm.h"
 #include "runtime/error.h"
 #include "runtime/weights.h"
 
@@ -25,6 +26,8 @@ void add_model_options(CLI::App* cmd, ModelArgs& a) {
   cmd->add_option("--precision", a.precision,
                   "CPU math: exact (F32 activations) | fast (bf16 activations, AVX512-BF16)")
       ->check(CLI::IsMember({"exact", "fast"}));
+  cmd->add_option("--tp", a.tp, "Tensor-parallel size: must equal the number of MPI ranks")
+      ->check(CLI::PositiveNumber);
 }
 
 static DType parse_dtype(const std::string& s, DType fallback) {
@@ -56,7 +59,12 @@ LoadedModel load_model(const ModelArgs& a) {
   }
   lm.backend = make_cpu_backend(
       a.threads, a.precision == "fast" ? CpuPrecision::Fast : CpuPrecision::Exact);
-  lm.comm = make_single_comm();
+  lm.comm = make_world_comm();
+  const int world = lm.comm->world().size;
+  require(a.tp == 0 || a.tp == world,
+          "--tp " + std::to_string(a.tp) + " but " + std::to_string(world) +
+              " rank(s) were started: run `mpirun -np " + std::to_string(a.tp) +
+              " tessera ...` (one rank per GPU)");
   ModelWeights w = load_model_weights(*src, cfg, *lm.backend, lm.comm->world());
   lm.model = std::make_unique<Model>(cfg, std::move(w), *lm.backend, *lm.comm);
   lm.load_seconds =

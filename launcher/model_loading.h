@@ -17,6 +17,7 @@ struct ModelArgs {
   std::string dtype = "auto";    // dummy weights: bfloat16 | float16 | float32
   std::string device = "cpu";
   int threads = 0;               // 0: all cores
+  int tp = 0;                    // 0: whatever mpirun started (1 without mpirun)
   std::string precision = "exact";  // CPU: exact (F32 activations) | fast (bf16 activations)
 };
 

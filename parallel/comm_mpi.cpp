@@ -28,7 +28,13 @@ class MpiComm final : public Comm {
     if (!initialized) {
       int provided = 0;
       check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "init");
-      owns_init_ = true;
+      // MPI lives as long as the process, so a failing rank can still MPI_Abort the job
+      // after its communicator objects are gone.
+      std::atexit([] {
+        int done = 0;
+        MPI_Finalized(&done);
+        if (!done) MPI_Finalize();
+      });
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &world_.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &world_.size);
@@ -36,11 +42,6 @@ class MpiComm final : public Comm {
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_.rank, MPI_INFO_NULL, &local);
     MPI_Comm_rank(local, &world_.local_rank);
     MPI_Comm_free(&local);
-  }
-  ~MpiComm() override {
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (owns_init_ && !finalized) MPI_Finalize();
   }
   const World& world() const override { return world_; }
 
@@ -77,7 +78,6 @@ class MpiComm final : public Comm {
 
  private:
   World world_;
-  bool owns_init_ = false;
 };
 
 }  // namespace

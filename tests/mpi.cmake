@@ -13,3 +13,9 @@ if(TESSERA_MPI)
         ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMP_NUM_THREADS=1")
   endforeach()
 endif()
+if(TESSERA_MPI)
+  add_test(NAME mpi_generate_tp2
+           COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/generate_tp.sh $<TARGET_FILE:tessera>
+                   ${TESSERA_TESTDATA})
+  set_tests_properties(mpi_generate_tp2 PROPERTIES TIMEOUT 300)
+endif()

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# `tessera generate` under mpirun -np 2 --tp 2 prints (on rank 0 only) the same greedy ids as
+# a single process; a bad prompt under tp=2 ends the whole job with exit code 2.
+set -euo pipefail
+bin=$1 data=$2
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+for model in TinyStories-656K tiny-qwen2; do
+  args=(generate --model "$data/models/$model" --prompt-ids 1,7,100,3,25 --max-tokens 12
+        --temperature 0 --ignore-eos --json)
+  one=$("$bin" "${args[@]}" | tail -n 1 | sed 's/.*"ids":\(\[[^]]*\]\).*/\1/')
+  two_out=$(mpirun -np 2 --oversubscribe "$bin" "${args[@]}" --tp 2)
+  [ "$(printf '%s\n' "$two_out" | grep -c '"ids"')" = 1 ] || { echo "FAIL: not exactly one result line"; exit 1; }
+  two=$(printf '%s\n' "$two_out" | tail -n 1 | sed 's/.*"ids":\(\[[^]]*\]\).*/\1/')
+  [ "$one" = "$two" ] || { echo "FAIL $model: tp1 $one vs tp2 $two"; exit 1; }
+  echo "ok $model: $two"
+done
+set +e
+timeout 60 mpirun -np 2 --oversubscribe "$bin" generate --model "$data/models/tiny-qwen2" \
+  --prompt-ids 1,999999 --tp 2 >/dev/null 2>&1
+rc=$?
+set -e
+[ "$rc" = 2 ] || { echo "FAIL: bad prompt under tp=2 exited $rc, expected 2"; exit 1; }
+echo "ok: bad input under tp=2 exits 2"
