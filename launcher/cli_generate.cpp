@@ -1,4 +1,5 @@
 // tessera generate: one prompt in, generated tokens out.
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -29,6 +30,7 @@ struct GenerateArgs {
 };
 
 std::vector<int32_t> parse_ids(const std::string& s) {
+  require(s.empty() || s.back() != ',', "--prompt-ids: trailing comma in \"" + s + "\"");
   std::vector<int32_t> ids;
   std::stringstream ss(s);
   std::string item;
@@ -70,6 +72,8 @@ nlohmann::ordered_json chat_messages(const GenerateArgs& a) {
 }
 
 int run_generate(const GenerateArgs& a) {
+  require(std::isfinite(a.temperature) && std::isfinite(a.top_p),
+          "--temperature and --top-p must be finite numbers");
   const int sources = !a.prompt_ids.empty() + !a.prompt.empty() + !a.messages_file.empty();
   require(sources == 1, "give exactly one of --prompt-ids, --prompt or --messages");
   require(!a.chat || a.prompt_ids.empty(), "--chat needs --prompt TEXT, not --prompt-ids");

@@ -3,11 +3,15 @@
 #include <omp.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 
 #include "parallel/world_comm.h"
 #include "runtime/error.h"
 #include "runtime/weights.h"
+#ifdef TESSERA_HAVE_CUDA
+#include "runtime/cuda_probe.h"
+#endif
 
 namespace tessera {
 
@@ -17,10 +21,21 @@ void add_model_options(CLI::App* cmd, ModelArgs& a) {
                   "config.json to build random weights from (with --load-format dummy)");
   cmd->add_option("--load-format", a.load_format, "auto | safetensors | dummy")
       ->check(CLI::IsMember({"auto", "safetensors", "dummy"}));
-  cmd->add_option("--dtype", a.dtype, "dummy weight dtype: auto | bfloat16 | float16 | float32")
+  cmd->add_option("--dtype", a.dtype,
+                  "dummy weight dtype, and the CUDA compute dtype: auto | bfloat16 | float16 | "
+                  "float32 (auto on CUDA: the checkpoint's 16-bit dtype, else bfloat16)")
       ->check(CLI::IsMember({"auto", "bfloat16", "float16", "float32", "bf16", "fp16", "fp32"}));
-  cmd->add_option("--device", a.device, "cpu (CUDA comes with the CUDA backend)")
-      ->check(CLI::IsMember({"auto", "cpu"}));
+  cmd->add_option("--device", a.device,
+                  "auto (a GPU when one is visible, else the CPU) | cpu | cuda | cuda:N")
+      ->check(CLI::Validator(
+          [](std::string& s) -> std::string {
+            if (s == "auto" || s == "cpu" || s == "cuda") return "";
+            if (s.rfind("cuda:", 0) == 0 && s.size() > 5 &&
+                s.find_first_not_of("0123456789", 5) == std::string::npos)
+              return "";
+            return "expected auto, cpu, cuda or cuda:N, got " + s;
+          },
+          "DEVICE", "device"));
   cmd->add_option("--threads", a.threads, "CPU threads (0: all cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--precision", a.precision,
@@ -35,6 +50,36 @@ static DType parse_dtype(const std::string& s, DType fallback) {
   if (s == "float16" || s == "fp16") return DType::F16;
   if (s == "float32" || s == "fp32") return DType::F32;
   return fallback;
+}
+
+// The backend --device asks for. auto: a GPU when probe_cuda() sees one, else the CPU with a
+// notice. cuda (no index): the GPU of this rank's local rank.
+static std::unique_ptr<Backend> make_backend(const ModelArgs& a, const ModelConfig& cfg,
+                                             const World& world) {
+  std::string dev = a.device;
+  if (dev == "auto") {
+#ifdef TESSERA_HAVE_CUDA
+    const CudaInfo info = probe_cuda();
+    dev = info.device_count > 0 ? "cuda" : "cpu";
+    if (dev == "cpu")
+      std::fprintf(stderr, "notice: no CUDA device (%s); running on the CPU\n",
+                   info.error.empty() ? "none found" : info.error.c_str());
+#else
+    dev = "cpu";
+    std::fprintf(stderr, "notice: built without CUDA; running on the CPU\n");
+#endif
+  }
+  if (dev.rfind("cuda", 0) == 0) {
+#ifdef TESSERA_HAVE_CUDA
+    const int index = dev == "cuda" ? world.local_rank : std::stoi(dev.substr(5));
+    DType fallback = cfg.torch_dtype == DType::F16 ? DType::F16 : DType::BF16;
+    return make_cuda_backend(index, parse_dtype(a.dtype, fallback));
+#else
+    throw UserError("no CUDA device: this tessera was built without CUDA (TESSERA_CUDA=OFF)");
+#endif
+  }
+  return make_cpu_backend(
+      a.threads, a.precision == "fast" ? CpuPrecision::Fast : CpuPrecision::Exact);
 }
 
 LoadedModel load_model(const ModelArgs& a) {
@@ -57,9 +102,8 @@ LoadedModel load_model(const ModelArgs& a) {
     cfg = load_model_config(a.model_dir);
     src = open_checkpoint_source(a.model_dir);
   }
-  lm.backend = make_cpu_backend(
-      a.threads, a.precision == "fast" ? CpuPrecision::Fast : CpuPrecision::Exact);
   lm.comm = make_world_comm();
+  lm.backend = make_backend(a, cfg, lm.comm->world());
   const int world = lm.comm->world().size;
   require(a.tp == 0 || a.tp == world,
           "--tp " + std::to_string(a.tp) + " but " + std::to_string(world) +

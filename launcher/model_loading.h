@@ -15,7 +15,7 @@ struct ModelArgs {
   std::string model_config;      // --model-config FILE (with --load-format dummy)
   std::string load_format = "auto";  // auto | safetensors | dummy
   std::string dtype = "auto";    // dummy weights: bfloat16 | float16 | float32
-  std::string device = "cpu";
+  std::string device = "cpu";    // auto | cpu | cuda | cuda:N
   int threads = 0;               // 0: all cores
   int tp = 0;                    // 0: whatever mpirun started (1 without mpirun)
   std::string precision = "exact";  // CPU: exact (F32 activations) | fast (bf16 activations)

@@ -95,4 +95,9 @@ enum class CpuPrecision { Exact, Fast };
 std::unique_ptr<Backend> make_cpu_backend(int num_threads,
                                           CpuPrecision precision = CpuPrecision::Exact);
 
+// The CUDA backend on GPU `device` computing in `compute_dtype` (F16, BF16 or F32; BF16 on a
+// GPU without bf16 math (sm_75) becomes F16 with a notice on stderr). UserError
+// "no CUDA device: ..." when there is none. Defined only in builds with TESSERA_HAVE_CUDA.
+std::unique_ptr<Backend> make_cuda_backend(int device, DType compute_dtype);
+
 }  // namespace tessera

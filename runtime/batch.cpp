@@ -29,6 +29,14 @@ void validate_batch(const Batch& b, int64_t num_kv_slots, int64_t block_size) {
       int32_t blk = b.block_table(s)[i];
       check(blk >= 0 && int64_t(blk) * block_size < num_kv_slots, "block id out of range");
     }
+    // New tokens are the last `count` positions of the context, stored where the table says.
+    for (int32_t t = b.seq_begin[size_t(s)]; t < b.seq_begin[size_t(s) + 1]; ++t) {
+      const int64_t pos = b.context_lens[size_t(s)] - count + (t - b.seq_begin[size_t(s)]);
+      check(b.positions[size_t(t)] == pos, "position differs from the sequence's context");
+      check(b.slot_mapping[size_t(t)] ==
+                b.block_table(s)[pos / block_size] * block_size + pos % block_size,
+            "slot differs from the block table");
+    }
   }
   for (int64_t i = 0; i < n; ++i)
     check(b.slot_mapping[size_t(i)] >= 0 && b.slot_mapping[size_t(i)] < num_kv_slots,

@@ -1,0 +1,39 @@
+// CUDA launchers for the paged KV cache: kv_write and attention over it (twins of
+// attention_cpu.cpp). Cache per layer: K, V [num_blocks, kv_heads, block_size, head_dim].
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "runtime/dtype.h"
+
+namespace tessera {
+
+struct PagedKvCuda {
+  void* k = nullptr;  // [num_blocks, kv_heads, block_size, head_dim]
+  void* v = nullptr;
+  DType dtype = DType::F16;
+  int64_t kv_heads = 0, block_size = 0, head_dim = 0;
+};
+
+// The batch's index arrays on the device (shapes as in Batch).
+struct PagedBatchCuda {
+  const int32_t* positions = nullptr;     // [n]
+  const int32_t* slot_mapping = nullptr;  // [n]
+  const int32_t* seq_begin = nullptr;     // [num_seqs + 1]
+  const int32_t* block_tables = nullptr;  // [num_seqs, max_blocks_per_seq]
+  int64_t num_tokens = 0, num_seqs = 0, max_blocks_per_seq = 0;
+};
+
+// Stores k, v [n, kv_heads, head_dim] (cache.dtype) at their slots.
+void kv_write_cuda(const void* k, const void* v, const PagedBatchCuda& b, const PagedKvCuda& cache,
+                   cudaStream_t stream);
+
+// out [n, heads * head_dim] = causal softmax(q k^T * scale) v per token, q [n, heads, head_dim],
+// all in cache.dtype; fp32 scores and accumulation. window > 0: keys at positions
+// > position - window only. Query head h reads kv head h / (heads / kv_heads).
+void paged_attention_cuda(const void* q, int64_t heads, const PagedKvCuda& cache,
+                          const PagedBatchCuda& b, float scale, int64_t window, void* out,
+                          cudaStream_t stream);
+
+}  // namespace tessera

@@ -1,0 +1,299 @@
+// The CUDA backend: activations in the compute dtype (F16 or BF16; F32 on request), the
+// residual stream and logits in F32, fp32 accumulation in every kernel, 2-D weights converted
+// to the compute dtype at upload. Every op runs on one stream; download() waits for it.
+// Each op checks dtypes and shapes like CpuBackend and calls its launcher in kernels/*.cu.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+#include "kernels/activation_cuda.h"
+#include "kernels/attention_cuda.h"
+#include "kernels/cuda_util.cuh"
+#include "kernels/embedding_cuda.h"
+#include "kernels/matmul_cuda.h"
+#include "kernels/rmsnorm_cuda.h"
+#include "kernels/rope_cuda.h"
+#include "runtime/backend.h"
+#include "runtime/backend_cuda.h"
+#include "runtime/error.h"
+
+namespace tessera {
+namespace {
+
+using cuda::check;
+
+void expect(bool ok, const char* op, const std::string& what) {
+  if (!ok) throw std::invalid_argument(std::string("cuda backend ") + op + ": " + what);
+}
+void expect_dtype(const Tensor& t, DType want, const char* op) {
+  expect(t.dtype == want, op,
+         std::string("expected ") + dtype_name(want) + ", got " + dtype_name(t.dtype));
+}
+void expect_cuda(const Tensor& t, const char* op) {
+  expect(t.device == Device::CUDA && t.data != nullptr, op, "tensor is not on the GPU");
+}
+bool is_float(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int device, DType compute) : compute_(compute) {
+    info_ = cuda_select_device(device);
+    check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    check(cudaEventCreateWithFlags(&staged_, cudaEventDisableTiming), "cudaEventCreate");
+    check_cublas(cublasCreate(&cublas_), "cublasCreate");
+    check_cublas(cublasSetStream(cublas_, stream_), "cublasSetStream");
+    // A fixed cuBLAS workspace: no allocations inside gemms, so steps can be graph-captured.
+    workspace_ = cuda_device_alloc(kCublasWorkspace, "the cuBLAS workspace");
+    check_cublas(cublasSetWorkspace(cublas_, workspace_.get(), kCublasWorkspace),
+                 "cublasSetWorkspace");
+  }
+  ~CudaBackend() override {
+    cudaStreamSynchronize(stream_);
+    cublasDestroy(cublas_);
+    cudaEventDestroy(staged_);
+    cudaStreamDestroy(stream_);
+  }
+
+  std::string name() const override {
+    return "cuda:" + std::to_string(info_.device) + " (" + info_.name + ", " +
+           dtype_name(compute_) + ")";
+  }
+  Device device() const override { return Device::CUDA; }
+  DType compute_dtype() const override { return compute_; }
+
+  Tensor alloc(DType dtype, std::initializer_list<int64_t> dims) override {
+    Tensor t = make_tensor_view(nullptr, dtype, dims);
+    t.storage = cuda_device_alloc(t.nbytes(), "a " + t.shape_str() + " " + dtype_name(dtype) +
+                                                  " tensor");
+    t.data = t.storage.get();
+    t.device = Device::CUDA;
+    return t;
+  }
+
+  // 2-D float tensors (weight matrices, embedding tables) become the compute dtype; 1-D
+  // float tensors (norm weights, biases) F32; other dtypes are copied as they are.
+  Tensor upload(const Tensor& host) override {
+    expect(host.device == Device::CPU, "upload", "source is not a host tensor");
+    DType want = host.dtype;
+    if (is_float(host.dtype)) want = host.ndim >= 2 ? compute_ : DType::F32;
+    Tensor out = alloc_like(host, want);
+    if (host.numel() == 0) return out;
+    // Copies on stream_ (a plain cudaMemcpy from pageable memory may still be in flight when
+    // it returns, and stream_ does not wait for the legacy default stream).
+    if (want == host.dtype) {
+      check(cudaMemcpyAsync(out.data, host.data, host.nbytes(), cudaMemcpyHostToDevice, stream_),
+            "upload copy");
+      check(cudaStreamSynchronize(stream_), "upload copy");
+      return out;
+    }
+    std::shared_ptr<void> raw = cuda_device_alloc(host.nbytes(), "staging of an upload");
+    check(cudaMemcpyAsync(raw.get(), host.data, host.nbytes(), cudaMemcpyHostToDevice, stream_),
+          "upload copy");
+    convert_cuda(raw.get(), host.dtype, out.data, want, host.numel(), stream_);
+    check(cudaStreamSynchronize(stream_), "upload convert");
+    return out;
+  }
+
+  void download(const Tensor& src, void* host_dst) override {
+    expect_cuda(src, "download");
+    check(cudaMemcpyAsync(host_dst, src.data, src.nbytes(), cudaMemcpyDeviceToHost, stream_),
+          "download copy");
+    check(cudaStreamSynchronize(stream_), "download (a kernel of this step failed)");
+  }
+
+  BatchTensors upload_batch(const Batch& b) override;
+
+  // device_inv_freq: F32 [2, head_dim / 2], hi and lo parts of the double frequencies (at
+  // position 32768 a float frequency alone would be off by ~1e-3 rad).
+  void prepare_rope(RopeTable& table) override {
+    const int64_t half = int64_t(table.inv_freq.size());
+    Tensor host = host_tensor(DType::F32, {2, half});
+    for (int64_t i = 0; i < half; ++i) {
+      const float hi = float(table.inv_freq[size_t(i)]);
+      host.ptr<float>()[i] = hi;
+      host.ptr<float>()[half + i] = float(table.inv_freq[size_t(i)] - double(hi));
+    }
+    table.device_inv_freq = cuda_copy_to_device(host);
+  }
+
+  void synchronize() override { check(cudaStreamSynchronize(stream_), "synchronize"); }
+
+  void embedding(const Tensor& table, int64_t vocab_begin, const BatchTensors& b,
+                 Tensor& out) override {
+    expect_dtype(out, DType::F32, "embedding");
+    expect_cuda(table, "embedding");
+    expect(out.dim(0) == b.host->num_tokens() && out.row_size() == table.dim(1), "embedding",
+           "out shape " + out.shape_str());
+    embedding_cuda(table.data, table.dtype, table.dim(0), table.dim(1), vocab_begin,
+                   b.token_ids.ptr<int32_t>(), b.host->num_tokens(), out.ptr<float>(), stream_);
+  }
+
+  void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
+    expect_dtype(x, DType::F32, "rmsnorm");
+    expect_dtype(w, DType::F32, "rmsnorm");
+    expect(x.numel() == out.numel() && x.dim(-1) == w.numel(), "rmsnorm", "shape mismatch");
+    rmsnorm_cuda(x.ptr<float>(), w.ptr<float>(), eps, x.dim(0), x.dim(-1), out.data, out.dtype,
+                 stream_);
+  }
+
+  void add_rmsnorm(Tensor& residual, const Tensor& delta, const Tensor& w, float eps,
+                   Tensor& out) override {
+    expect_dtype(residual, DType::F32, "add_rmsnorm");
+    expect_dtype(w, DType::F32, "add_rmsnorm");
+    expect(residual.numel() == delta.numel() && residual.numel() == out.numel() &&
+               residual.dim(-1) == w.numel(),
+           "add_rmsnorm", "shape mismatch");
+    add_rmsnorm_cuda(residual.ptr<float>(), delta.data, delta.dtype, w.ptr<float>(), eps,
+                     residual.dim(0), residual.dim(-1), out.data, out.dtype, stream_);
+  }
+
+  void linear(const Tensor& x, const LinearWeight& w, Tensor& out) override {
+    const int64_t M = x.dim(0), K = x.row_size(), N = w.out_features();
+    expect(K == w.in_features(), "linear",
+           "x " + x.shape_str() + " vs weight " + w.weight.shape_str());
+    expect(out.dim(0) == M && out.row_size() == N, "linear", "out " + out.shape_str());
+    expect(w.bias.empty() || w.bias.dtype == DType::F32, "linear", "bias must be F32");
+    linear_cuda(cublas_, x.data, x.dtype, M, K, w.weight.data, w.weight.dtype, N,
+                w.bias.empty() ? nullptr : w.bias.ptr<float>(), out.data, out.dtype, stream_);
+  }
+
+  void rope(Tensor& q, Tensor& k, const RopeTable& table, const BatchTensors& b) override {
+    expect(!table.device_inv_freq.empty(), "rope", "prepare_rope was not called");
+    const int64_t n = b.host->num_tokens();
+    expect(q.dim(0) == n && k.dim(0) == n && q.dtype == k.dtype, "rope", "q/k mismatch");
+    rope_cuda(q.data, q.dtype, n, q.dim(1), q.dim(2), b.positions.ptr<int32_t>(),
+              table.device_inv_freq.ptr<float>(), stream_);
+    rope_cuda(k.data, k.dtype, n, k.dim(1), k.dim(2), b.positions.ptr<int32_t>(),
+              table.device_inv_freq.ptr<float>(), stream_);
+  }
+
+  void kv_write(const Tensor& k, const Tensor& v, KvLayer& cache, int64_t block_size,
+                const BatchTensors& b) override {
+    expect_dtype(k, cache.k.dtype, "kv_write");
+    expect_dtype(v, cache.v.dtype, "kv_write");
+    expect(k.row_size() == cache.k.dim(1) * cache.k.dim(3), "kv_write",
+           "k " + k.shape_str() + " vs cache " + cache.k.shape_str());
+    kv_write_cuda(k.data, v.data, paged_batch(b), paged(cache, block_size), stream_);
+  }
+
+  void attention(const Tensor& q, const KvLayer& cache, int64_t block_size,
+                 const AttentionParams& p, const BatchTensors& b, Tensor& out) override {
+    expect_dtype(q, cache.k.dtype, "attention");
+    expect_dtype(out, cache.k.dtype, "attention");
+    expect(cache.k.dim(1) == p.num_kv_heads && cache.k.dim(3) == p.head_dim, "attention",
+           "cache shape " + cache.k.shape_str());
+    paged_attention_cuda(q.data, p.num_heads, paged(cache, block_size), paged_batch(b), p.scale,
+                         p.sliding_window, out.data, stream_);
+  }
+
+  void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
+    expect(gate.numel() == up.numel() && gate.numel() == out.numel(), "silu_mul",
+           "shape mismatch");
+    expect(gate.dtype == up.dtype && gate.dtype == out.dtype, "silu_mul", "dtype mismatch");
+    silu_mul_cuda(gate.data, up.data, gate.numel(), out.data, gate.dtype, stream_);
+  }
+
+  void gather_rows(const Tensor& x, const Tensor& indices, Tensor& out) override {
+    expect_dtype(indices, DType::I32, "gather_rows");
+    expect_cuda(indices, "gather_rows");
+    expect(x.dtype == out.dtype && x.row_size() == out.row_size() &&
+               out.dim(0) >= indices.numel(),
+           "gather_rows", "x " + x.shape_str() + " vs out " + out.shape_str());
+    gather_rows_cuda(x.data, x.row_size() * int64_t(dtype_size(x.dtype)),
+                     indices.ptr<int32_t>(), indices.numel(), out.data, stream_);
+  }
+
+ private:
+  static constexpr size_t kCublasWorkspace = size_t(32) << 20;
+
+  Tensor alloc_like(const Tensor& host, DType dtype) {
+    Tensor t = host;
+    t.dtype = dtype;
+    t.storage = cuda_device_alloc(t.nbytes(), "a " + host.shape_str() + " " +
+                                                  dtype_name(dtype) + " weight");
+    t.data = t.storage.get();
+    t.device = Device::CUDA;
+    return t;
+  }
+  static PagedKvCuda paged(const KvLayer& l, int64_t block_size) {
+    expect_cuda(l.k, "kv cache");
+    return PagedKvCuda{l.k.data, l.v.data, l.k.dtype, l.k.dim(1), block_size, l.k.dim(3)};
+  }
+  static PagedBatchCuda paged_batch(const BatchTensors& b) {
+    PagedBatchCuda p;
+    p.positions = b.positions.ptr<int32_t>();
+    p.slot_mapping = b.slot_mapping.ptr<int32_t>();
+    p.seq_begin = b.seq_begin.ptr<int32_t>();
+    p.block_tables = b.block_tables.ptr<int32_t>();
+    p.num_tokens = b.host->num_tokens();
+    p.num_seqs = b.host->num_seqs();
+    p.max_blocks_per_seq = b.host->max_blocks_per_seq;
+    return p;
+  }
+
+  DType compute_;
+  CudaDeviceInfo info_;
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t staged_ = nullptr;  // the last batch upload has left the staging buffer
+  cublasHandle_t cublas_ = nullptr;
+  std::shared_ptr<void> workspace_;
+  std::shared_ptr<void> staging_, batch_dev_;  // pinned host / device copies of batch arrays
+  size_t batch_capacity_ = 0;
+};
+
+// All index arrays go through one pinned buffer and one copy. The previous step's copy must
+// have left the staging buffer before it is overwritten (staged_ event).
+BatchTensors CudaBackend::upload_batch(const Batch& b) {
+  const std::vector<int32_t>* parts[] = {&b.token_ids,    &b.positions,    &b.slot_mapping,
+                                         &b.seq_begin,    &b.context_lens, &b.block_tables,
+                                         &b.logit_indices};
+  size_t total = 0;
+  for (const auto* v : parts) total += v->size();
+  const size_t bytes = total * sizeof(int32_t);
+  check(cudaEventSynchronize(staged_), "batch staging");
+  if (bytes > batch_capacity_) {
+    batch_capacity_ = std::max(bytes * 2, size_t(4096));
+    check(cudaStreamSynchronize(stream_), "batch realloc");
+    staging_ = cuda_pinned_alloc(batch_capacity_);
+    batch_dev_ = cuda_device_alloc(batch_capacity_, "the batch index arrays");
+  }
+  int32_t* host = static_cast<int32_t*>(staging_.get());
+  int32_t* dev = static_cast<int32_t*>(batch_dev_.get());
+  BatchTensors t;
+  t.host = &b;
+  Tensor* outs[] = {&t.token_ids,    &t.positions,    &t.slot_mapping, &t.seq_begin,
+                    &t.context_lens, &t.block_tables, &t.logit_indices};
+  size_t at = 0;
+  for (int i = 0; i < 7; ++i) {
+    const auto& v = *parts[i];
+    if (!v.empty()) std::memcpy(host + at, v.data(), v.size() * sizeof(int32_t));
+    *outs[i] = make_tensor_view(dev + at, DType::I32, {int64_t(v.size())}, batch_dev_,
+                                Device::CUDA);
+    at += v.size();
+  }
+  if (bytes > 0)
+    check(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream_), "batch upload");
+  check(cudaEventRecord(staged_, stream_), "batch staging event");
+  return t;
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(int device, DType compute_dtype) {
+  if (!is_float(compute_dtype))
+    throw UserError(std::string("CUDA compute dtype must be float16, bfloat16 or float32, not ") +
+                    dtype_name(compute_dtype));
+  const CudaDeviceInfo info = cuda_select_device(device);
+  if (compute_dtype == DType::BF16 && info.major < 8) {
+    std::fprintf(stderr, "notice: %s (sm_%d%d) has no bf16 math; running in float16\n",
+                 info.name.c_str(), info.major, info.minor);
+    compute_dtype = DType::F16;
+  }
+  return std::make_unique<CudaBackend>(device, compute_dtype);
+}
+
+}  // namespace tessera

@@ -1,0 +1,42 @@
+// CUDA backend helpers that tests and the launcher call next to make_cuda_backend (declared
+// in runtime/backend.h). Plain C++: no CUDA headers. Defined only in builds with
+// TESSERA_HAVE_CUDA (runtime/cuda_memory.cu).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "kernels/sampling.h"
+#include "runtime/tensor.h"
+
+namespace tessera {
+
+struct CudaDeviceInfo {
+  int device = 0;
+  std::string name;
+  int major = 0, minor = 0;  // compute capability
+  size_t free_bytes = 0, total_bytes = 0;
+  int driver_version = 0;    // e.g. 13000
+};
+
+// Selects `device` on this thread and describes it. UserError "no CUDA device: <why>" when
+// there is no such device or no driver.
+CudaDeviceInfo cuda_select_device(int device);
+
+// Device memory that frees itself with its last owner. Out of memory is a UserError naming
+// the bytes requested and the bytes free on the device.
+std::shared_ptr<void> cuda_device_alloc(size_t bytes, const std::string& what);
+// Page-locked host memory (for asynchronous copies).
+std::shared_ptr<void> cuda_pinned_alloc(size_t bytes);
+
+// Copies a host tensor to the current GPU byte for byte (no dtype conversion).
+Tensor cuda_copy_to_device(const Tensor& host);
+
+// Sets every byte of a device tensor (tests poison outputs with 0xff: NaN in every float type).
+void cuda_fill_bytes(const Tensor& t, uint8_t byte);
+
+// Samples one id from a device F32 logits row [vocab] (kernels/sampling.cu).
+int32_t cuda_sample(const Tensor& logits, const SamplingParams& p, double u);
+
+}  // namespace tessera
