@@ -27,7 +27,7 @@ class MpiComm final : public Comm {
     MPI_Initialized(&initialized);
     if (!initialized) {
       int provided = 0;
-      check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "init");
+      check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), "init");
       // MPI lives as long as the process, so a failing rank can still MPI_Abort the job
       // after its communicator objects are gone.
       std::atexit([] {

@@ -19,7 +19,7 @@ void Sequence::release(BlockAllocator& alloc) {
   num_cached = 0;
 }
 
-void BatchBuilder::add(const Sequence& seq, int64_t count, bool all_logits) {
+void BatchBuilder::add(const Sequence& seq, int64_t count, LogitsFor logits) {
   const int64_t first = seq.num_cached, end = first + count;
   if (count <= 0 || end > int64_t(seq.tokens.size()))
     throw std::invalid_argument("BatchBuilder: bad token range");
@@ -27,7 +27,8 @@ void BatchBuilder::add(const Sequence& seq, int64_t count, bool all_logits) {
     throw std::invalid_argument("BatchBuilder: sequence has too few blocks");
   if (b_.seq_begin.empty()) b_.seq_begin.push_back(0);
   for (int64_t p = first; p < end; ++p) {
-    if (all_logits || p == end - 1) b_.logit_indices.push_back(int32_t(b_.token_ids.size()));
+    const bool wants = logits == LogitsFor::All || (logits == LogitsFor::Last && p == end - 1);
+    if (wants) b_.logit_indices.push_back(int32_t(b_.token_ids.size()));
     b_.token_ids.push_back(seq.tokens[size_t(p)]);
     b_.positions.push_back(int32_t(p));
     b_.slot_mapping.push_back(int32_t(seq.blocks[size_t(p / block_size_)] * block_size_ +

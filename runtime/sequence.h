@@ -20,12 +20,19 @@ struct Sequence {
   void release(BlockAllocator& alloc);
 };
 
+// Which of a sequence's new tokens need logits: none (a prefill chunk that does not reach
+// the end of the prompt), the last (sampling), or all (scoring, tests).
+enum class LogitsFor { None, Last, All };
+
 class BatchBuilder {
  public:
   explicit BatchBuilder(int64_t block_size) : block_size_(block_size) {}
-  // Adds tokens [num_cached, num_cached + count) of seq; logits for all of them or only the
-  // last. The sequence must have blocks reserved for num_cached + count tokens.
-  void add(const Sequence& seq, int64_t count, bool all_logits);
+  // Adds tokens [num_cached, num_cached + count) of seq. The sequence must have blocks
+  // reserved for num_cached + count tokens.
+  void add(const Sequence& seq, int64_t count, LogitsFor logits);
+  void add(const Sequence& seq, int64_t count, bool all_logits) {
+    add(seq, count, all_logits ? LogitsFor::All : LogitsFor::Last);
+  }
   // Finishes the batch (pads block tables). The builder is empty afterwards.
   Batch build();
 
