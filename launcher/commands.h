@@ -11,5 +11,7 @@ using CommandRunner = std::function<int()>;
 CommandRunner register_generate(CLI::App& app);
 CommandRunner register_bench(CLI::App& app);
 CommandRunner register_tokenize(CLI::App& app);
+CommandRunner register_serve(CLI::App& app);
+CommandRunner register_launch(CLI::App& app);
 
 }  // namespace tessera

@@ -14,6 +14,17 @@ for model in TinyStories-656K tiny-qwen2; do
   [ "$one" = "$two" ] || { echo "FAIL $model: tp1 $one vs tp2 $two"; exit 1; }
   echo "ok $model: $two"
 done
+# tessera launch prints the mpirun line it execs; the job's result is the same.
+model=tiny-qwen2
+args=(generate --model "$data/models/$model" --prompt-ids 1,7,100,3,25 --max-tokens 12
+      --temperature 0 --ignore-eos --json)
+one=$("$bin" "${args[@]}" | tail -n 1 | sed 's/.*"ids":\(\[[^]]*\]\).*/\1/')
+out=$(env -u OMPI_ALLOW_RUN_AS_ROOT -u OMPI_ALLOW_RUN_AS_ROOT_CONFIRM "$bin" launch --tp 2 -- "${args[@]}")
+printf '%s\n' "$out" | head -n 1 | grep -q "^mpirun -np 2 .*generate .* --tp 2$" ||
+  { echo "FAIL: launch did not print the mpirun line: $out"; exit 1; }
+launched=$(printf '%s\n' "$out" | tail -n 1 | sed 's/.*"ids":\(\[[^]]*\]\).*/\1/')
+[ "$one" = "$launched" ] || { echo "FAIL launch: tp1 $one vs launched $launched"; exit 1; }
+echo "ok launch --tp 2: $launched"
 set +e
 timeout 60 mpirun -np 2 --oversubscribe "$bin" generate --model "$data/models/tiny-qwen2" \
   --prompt-ids 1,999999 --tp 2 >/dev/null 2>&1
