@@ -111,7 +111,7 @@ void Engine::stop() {
   if (thread_.joinable()) thread_.join();
   take_inbox();
   while (!live_.empty()) finish(*live_.begin()->second, FinishReason::Abort);
-  blocks_used_ = blocks_.num_total() - blocks_.num_free();
+  publish_state();
   if (comm_ && comm_->world().size > 1 && !workers_released_) send_shutdown(*comm_);
   workers_released_ = true;
 }
@@ -159,6 +159,10 @@ bool Engine::emit_token(Live& live, const SampledToken& tok) {
   live.output.push_back(tok.id);
   live.sched.seq.tokens.push_back(tok.id);
   const EngineRequest& r = live.req;
+  if (r.cancelled && r.cancelled()) {
+    finish(live, FinishReason::Abort);
+    return true;
+  }
   const bool eos = !r.ignore_eos && model_.config().is_eos(tok.id);
   bool stop = eos;
   for (int32_t s : r.stop_token_ids) stop = stop || s == tok.id;
@@ -175,7 +179,10 @@ bool Engine::step() {
   take_inbox();
   SchedulerStep plan = scheduler_.schedule();
   preemptions_ += plan.num_preempted;
-  if (plan.entries.empty()) return false;
+  if (plan.entries.empty()) {
+    publish_state();  // aborts may have freed blocks without a step
+    return false;
+  }
   std::vector<float> logits;
   try {
     if (comm_ && comm_->world().size > 1) send_step(*comm_, plan.batch);
@@ -197,10 +204,14 @@ bool Engine::step() {
     const float* l = logits.data() + (row++) * vocab;
     emit_token(live, live.sampler->sample(l, vocab, live.req.prompt, live.output));
   }
+  publish_state();
+  return true;
+}
+
+void Engine::publish_state() {
   blocks_used_ = blocks_.num_total() - blocks_.num_free();
   metrics_.set_state(scheduler_.num_running(), scheduler_.num_waiting(), blocks_used_.load(),
                      blocks_.num_total(), preemptions_.load());
-  return true;
 }
 
 void Engine::loop() {
@@ -225,8 +236,7 @@ void Engine::run_until_idle() {
     if (scheduler_.idle()) break;
     step();
   }
-  blocks_used_ = blocks_.num_total() - blocks_.num_free();
-  metrics_.set_state(0, 0, blocks_used_.load(), blocks_.num_total(), preemptions_.load());
+  publish_state();
 }
 
 void run_worker_loop(Model& model, int64_t num_blocks, int64_t block_size, Comm& comm) {

@@ -43,6 +43,9 @@ struct EngineRequest {
   // (a stop string matched).
   std::function<bool(const SampledToken&)> on_token;
   std::function<void(const FinishEvent&)> on_finish;  // exactly once, engine thread
+  // Polled before each token is emitted: true ends the request with "abort" (its client is
+  // gone), even if the disconnect notice has not arrived yet.
+  std::function<bool()> cancelled;
 };
 
 struct EngineConfig {
@@ -82,6 +85,7 @@ class Engine {
   struct Live;
   void loop();
   bool step();  // false when there was nothing to do
+  void publish_state();  // blocks in use and queue sizes -> atomics and metrics
   void take_inbox();
   void finish(Live& live, FinishReason reason, const std::string& error = "");
   bool emit_token(Live& live, const SampledToken& tok);  // true when it finished
