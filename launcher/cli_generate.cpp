@@ -10,6 +10,7 @@
 
 #include "launcher/commands.h"
 #include "launcher/model_loading.h"
+#include "launcher/rank_memory.h"
 #include "runtime/error.h"
 #include "runtime/chat_template.h"
 #include "runtime/generator.h"
@@ -117,6 +118,7 @@ int run_generate(const GenerateArgs& a) {
     if (stream) std::cout << stream->push(id) << std::flush;
   };
   GenerateResult r = generate(*lm.model, prompt, opt, on_token);
+  const std::vector<RankMemory> memory = gather_rank_memory(*lm.comm, lm.model->weights());
   if (!root) return 0;
   if (r.stopped_at_context)
     std::fprintf(stderr, "tessera: stopped at max_position_embeddings (%lld)\n",
@@ -131,6 +133,7 @@ int run_generate(const GenerateArgs& a) {
     j["text"] = tok ? tok->decode(r.ids, true) : "";
     j["prefill_tokens_per_s"] = prefill_tps;
     j["decode_tokens_per_s"] = decode_tps;
+    j["memory_per_rank"] = rank_memory_json(memory);
     std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
   } else if (stream) {
     std::cout << stream->flush() << std::endl;

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   runners["generate"] = tessera::register_generate(app);
   runners["bench"] = tessera::register_bench(app);
   runners["tokenize"] = tessera::register_tokenize(app);
+  runners["serve"] = tessera::register_serve(app);
   runners["launch"] = tessera::register_launch(app);
   try {
     app.parse(argc, argv);

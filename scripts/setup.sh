@@ -10,7 +10,7 @@ packages=(
   libopenmpi-dev openmpi-bin          # tensor parallel over MPI ranks
   libpcre2-dev libutf8proc-dev        # tokenizer: Oniguruma-style regexes, NFC
   libboost-dev                        # HTTP server (Boost.Asio/Beast)
-  python3                             # test helpers
+  python3 procps                      # test helpers (pgrep)
 )
 
 missing=()
@@ -18,14 +18,25 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 
+# Server tests run the official OpenAI client on Node.js: Debian's nodejs + npm unless a
+# node is already installed (e.g. from NodeSource, which bundles npm).
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages already installed"
-  exit 0
+else
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The pinned `openai` package (tests/server/package-lock.json) for the server tests.
+cd "$(dirname "$0")/../tests/server"
+if [ ! -f node_modules/openai/package.json ] ||
+   [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+echo "setup: openai $(node -p 'require("./node_modules/openai/package.json").version') for the server tests"

@@ -22,4 +22,8 @@ if(TESSERA_MPI)
            COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/generate_tp.sh $<TARGET_FILE:tessera>
                    ${TESSERA_TESTDATA})
   set_tests_properties(mpi_generate_tp2 PROPERTIES TIMEOUT 300 ENVIRONMENT "${mpi_test_env}")
+  add_test(NAME mpi_kill_rank
+           COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/kill_rank.sh $<TARGET_FILE:tessera>
+                   ${TESSERA_TESTDATA})
+  set_tests_properties(mpi_kill_rank PROPERTIES TIMEOUT 300 ENVIRONMENT "${mpi_test_env}")
 endif()

@@ -1,0 +1,16 @@
+# Server tests: `tessera serve` through the official OpenAI Node client and raw HTTP, and a
+# short run of the load test (the full 32 clients x 60 s one is scripts/load-test).
+find_program(NODE_EXECUTABLE node)
+if(NODE_EXECUTABLE)
+  add_test(NAME server_openai_client
+           COMMAND ${NODE_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/server/openai_client_test.mjs
+                   $<TARGET_FILE:tessera> ${TESSERA_TESTDATA})
+  add_test(NAME server_load_smoke
+           COMMAND ${NODE_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/server/load_test.mjs
+                   $<TARGET_FILE:tessera> ${CMAKE_SOURCE_DIR}/examples/TinyStories-656K
+                   --clients 8 --seconds 10 --threads 1)
+  set_tests_properties(server_openai_client server_load_smoke PROPERTIES TIMEOUT 600
+                       ENVIRONMENT "OMP_NUM_THREADS=1")
+else()
+  message(WARNING "node not found: the server tests are not registered (run scripts/setup.sh)")
+endif()
