@@ -9,8 +9,14 @@ if(NODE_EXECUTABLE)
            COMMAND ${NODE_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/server/load_test.mjs
                    $<TARGET_FILE:tessera> ${CMAKE_SOURCE_DIR}/examples/TinyStories-656K
                    --clients 8 --seconds 10 --threads 1)
+  set(server_test_env "OMP_NUM_THREADS=1")
+  if(TESSERA_SANITIZE)
+    # The server process is checked for memory errors here; leaks of the engine and the HTTP
+    # server are checked by their own single-process tests (Engine*, HttpServer*) under LSan.
+    list(APPEND server_test_env "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1")
+  endif()
   set_tests_properties(server_openai_client server_load_smoke PROPERTIES TIMEOUT 600
-                       ENVIRONMENT "OMP_NUM_THREADS=1")
+                       ENVIRONMENT "${server_test_env}")
 else()
   message(WARNING "node not found: the server tests are not registered (run scripts/setup.sh)")
 endif()
