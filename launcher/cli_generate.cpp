@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "launcher/cli_parse.h"
 #include "launcher/commands.h"
 #include "launcher/model_loading.h"
 #include "launcher/rank_memory.h"
@@ -36,16 +37,10 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   std::stringstream ss(s);
   std::string item;
   while (std::getline(ss, item, ',')) {
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    require(used == item.size() && !item.empty() && v >= INT32_MIN && v <= INT32_MAX,
+    const std::optional<long long> v = parse_integer(item);
+    require(v && *v >= INT32_MIN && *v <= INT32_MAX,
             "--prompt-ids: \"" + item + "\" is not an integer token id");
-    ids.push_back(int32_t(v));
+    ids.push_back(int32_t(*v));
   }
   require(!ids.empty(), "--prompt-ids is empty");
   return ids;

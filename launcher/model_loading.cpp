@@ -41,6 +41,8 @@ void add_model_options(CLI::App* cmd, ModelArgs& a) {
   cmd->add_option("--precision", a.precision,
                   "CPU math: exact (F32 activations) | fast (bf16 activations, AVX512-BF16)")
       ->check(CLI::IsMember({"exact", "fast"}));
+  cmd->add_flag("!--no-cuda-graphs", a.cuda_graphs,
+                "CUDA: run decode steps without CUDA graphs (also TESSERA_CUDA_GRAPHS=0)");
   cmd->add_option("--tp", a.tp, "Tensor-parallel size: must equal the number of MPI ranks")
       ->check(CLI::PositiveNumber);
 }
@@ -104,6 +106,7 @@ LoadedModel load_model(const ModelArgs& a) {
   }
   lm.comm = make_world_comm();
   lm.backend = make_backend(a, cfg, lm.comm->world());
+  if (!a.cuda_graphs) lm.backend->set_step_capture(false);
   const int world = lm.comm->world().size;
   require(a.tp == 0 || a.tp == world,
           "--tp " + std::to_string(a.tp) + " but " + std::to_string(world) +

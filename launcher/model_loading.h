@@ -19,6 +19,7 @@ struct ModelArgs {
   int threads = 0;               // 0: all cores
   int tp = 0;                    // 0: whatever mpirun started (1 without mpirun)
   std::string precision = "exact";  // CPU: exact (F32 activations) | fast (bf16 activations)
+  bool cuda_graphs = true;       // --no-cuda-graphs: run decode steps without CUDA graphs
 };
 
 void add_model_options(CLI::App* cmd, ModelArgs& args);

@@ -2,6 +2,8 @@
 // implement it; the model never touches memory or kernels directly. All activations are
 // [tokens, features] row-major; the residual stream is always F32.
 #pragma once
+#include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -23,7 +25,9 @@ struct LinearWeight {
   int64_t in_features() const { return weight.dim(1); }
 };
 
-// The batch's index arrays where the backend's kernels can read them.
+// The batch's index arrays where the backend's kernels can read them. block_tables may be
+// 2-D [num_seqs, stride] with stride >= host->max_blocks_per_seq (CUDA pads it, -1 filled,
+// so that decode steps of growing contexts share a captured graph).
 struct BatchTensors {
   const Batch* host = nullptr;
   Tensor token_ids, positions, slot_mapping, seq_begin, context_lens, block_tables,
@@ -44,6 +48,24 @@ struct AttentionParams {
   int64_t sliding_window = 0;  // 0: unlimited; else keys at positions > q_pos - W only
 };
 
+// Identifies a captured step (Backend::run_captured): every value the step's launches depend
+// on that the backend cannot see itself: buffer generations, shapes, the KV cache's
+// pointers. The backend adds the layout of its last upload_batch.
+struct StepKey {
+  std::vector<int64_t> words;
+  bool operator==(const StepKey&) const = default;
+};
+
+// Counters of Backend::run_captured (all zero on a backend that does not capture).
+struct StepCaptureStats {
+  int64_t eager = 0;      // steps run without a graph (first sighting of a key, or disabled)
+  int64_t captures = 0;   // graphs captured (each also launched once)
+  int64_t replays = 0;    // steps run by relaunching a captured graph
+  int64_t failures = 0;   // captures that failed (the step then ran eagerly)
+  int64_t evictions = 0;  // graphs dropped to stay within the cache's capacity
+  int64_t cached = 0;     // graphs held now
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -60,6 +82,26 @@ class Backend {
   virtual BatchTensors upload_batch(const Batch& batch) = 0;
   virtual void prepare_rope(RopeTable& table) = 0;
   virtual void synchronize() {}
+
+  // Runs `ops`: the device-side part of one step. The CPU backend just calls ops(). The CUDA
+  // backend captures it into a CUDA graph the second time it sees a key (the first run is
+  // eager: a warm-up) and replays that graph for the same key afterwards, without calling
+  // ops. So ops must: read batch data only from the last upload_batch's tensors; allocate
+  // nothing, synchronize nothing and make no decision on values that the key does not fix;
+  // and leave no host-side result (output buffers are chosen before the call). A key must
+  // change whenever a pointer or launch parameter used by ops does.
+  virtual void run_captured(const StepKey& key, const std::function<void()>& ops) {
+    (void)key;
+    ops();
+  }
+  // Turns capture on or off (TESSERA_CUDA_GRAPHS=0 starts it off). Returns whether this
+  // backend can capture at all.
+  virtual bool set_step_capture(bool enabled) {
+    (void)enabled;
+    return false;
+  }
+  virtual bool step_capture() const { return false; }
+  virtual StepCaptureStats step_capture_stats() const { return {}; }
 
   // out[i, :] = table[ids[i] - vocab_begin, :] as F32 when the id is in this rank's range
   // [vocab_begin, vocab_begin + table rows), else zeros. table: [vocab_local, hidden].

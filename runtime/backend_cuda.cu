@@ -2,12 +2,15 @@
 // residual stream and logits in F32, fp32 accumulation in every kernel, 2-D weights converted
 // to the compute dtype at upload. Every op runs on one stream; download() waits for it.
 // Each op checks dtypes and shapes like CpuBackend and calls its launcher in kernels/*.cu.
+// Decode steps are captured as CUDA graphs (run_captured, runtime/cuda_step_graphs.cu).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <stdexcept>
 
 #include "kernels/activation_cuda.h"
@@ -19,6 +22,7 @@
 #include "kernels/rope_cuda.h"
 #include "runtime/backend.h"
 #include "runtime/backend_cuda.h"
+#include "runtime/cuda_step_graphs.h"
 #include "runtime/error.h"
 
 namespace tessera {
@@ -38,9 +42,27 @@ void expect_cuda(const Tensor& t, const char* op) {
 }
 bool is_float(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 
+// TESSERA_CUDA_GRAPHS=0 (or off/false) turns step capture off.
+bool graphs_enabled_by_env() {
+  const char* v = std::getenv("TESSERA_CUDA_GRAPHS");
+  if (v == nullptr) return true;
+  const std::string s(v);
+  return !(s == "0" || s == "off" || s == "false" || s == "no");
+}
+
+// Block-table row stride on the device: the batch's width rounded up to a power of two, at
+// least 8, so one decode graph serves contexts growing up to stride * block_size tokens.
+int64_t padded_stride(int64_t width) {
+  if (width <= 0) return 0;
+  int64_t s = 8;
+  while (s < width) s *= 2;
+  return s;
+}
+
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, DType compute) : compute_(compute) {
+  CudaBackend(int device, DType compute)
+      : compute_(compute), capture_(graphs_enabled_by_env()), graphs_(kMaxGraphs) {
     info_ = cuda_select_device(device);
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     check(cudaEventCreateWithFlags(&staged_, cudaEventDisableTiming), "cudaEventCreate");
@@ -53,6 +75,7 @@ class CudaBackend final : public Backend {
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
+    graphs_.clear();
     cublasDestroy(cublas_);
     cudaEventDestroy(staged_);
     cudaStreamDestroy(stream_);
@@ -121,6 +144,21 @@ class CudaBackend final : public Backend {
   }
 
   void synchronize() override { check(cudaStreamSynchronize(stream_), "synchronize"); }
+
+  // The key gains the layout of the last upload_batch (array sizes and the padded block-table
+  // stride fix every index array's address in batch_dev_, and batch_dev_ itself).
+  void run_captured(const StepKey& key, const std::function<void()>& ops) override {
+    if (!capture_) return graphs_.run_eager(ops);
+    StepKey full = key;
+    full.words.insert(full.words.end(), std::begin(layout_), std::end(layout_));
+    graphs_.run(stream_, full, ops);
+  }
+  bool set_step_capture(bool enabled) override {
+    capture_ = enabled;
+    return true;
+  }
+  bool step_capture() const override { return capture_; }
+  StepCaptureStats step_capture_stats() const override { return graphs_.stats(); }
 
   void embedding(const Tensor& table, int64_t vocab_begin, const BatchTensors& b,
                  Tensor& out) override {
@@ -209,6 +247,7 @@ class CudaBackend final : public Backend {
 
  private:
   static constexpr size_t kCublasWorkspace = size_t(32) << 20;
+  static constexpr size_t kMaxGraphs = 64;
 
   Tensor alloc_like(const Tensor& host, DType dtype) {
     Tensor t = host;
@@ -231,7 +270,9 @@ class CudaBackend final : public Backend {
     p.block_tables = b.block_tables.ptr<int32_t>();
     p.num_tokens = b.host->num_tokens();
     p.num_seqs = b.host->num_seqs();
-    p.max_blocks_per_seq = b.host->max_blocks_per_seq;
+    // upload_batch lays the tables out [num_seqs, padded stride].
+    p.max_blocks_per_seq = b.block_tables.ndim == 2 ? b.block_tables.dim(1)
+                                                    : b.host->max_blocks_per_seq;
     return p;
   }
 
@@ -243,21 +284,28 @@ class CudaBackend final : public Backend {
   std::shared_ptr<void> workspace_;
   std::shared_ptr<void> staging_, batch_dev_;  // pinned host / device copies of batch arrays
   size_t batch_capacity_ = 0;
+  bool capture_;
+  CudaStepGraphs graphs_;
+  int64_t layout_[6] = {};  // last upload: tokens, seqs, stride, logits, batch_dev_, capacity
 };
 
-// All index arrays go through one pinned buffer and one copy. The previous step's copy must
-// have left the staging buffer before it is overwritten (staged_ event).
+// All index arrays go through one pinned buffer and one copy, block tables padded to a
+// power-of-two stride. The previous step's copy must have left the staging buffer before it
+// is overwritten (staged_ event). Reallocating the device buffer drops every step graph.
 BatchTensors CudaBackend::upload_batch(const Batch& b) {
-  const std::vector<int32_t>* parts[] = {&b.token_ids,    &b.positions,    &b.slot_mapping,
-                                         &b.seq_begin,    &b.context_lens, &b.block_tables,
-                                         &b.logit_indices};
-  size_t total = 0;
+  const int64_t seqs = b.num_seqs(), width = b.max_blocks_per_seq;
+  const int64_t stride = padded_stride(width);
+  expect(int64_t(b.block_tables.size()) == seqs * width, "upload_batch", "block table size");
+  const std::vector<int32_t>* parts[] = {&b.token_ids, &b.positions,    &b.slot_mapping,
+                                         &b.seq_begin, &b.context_lens, &b.logit_indices};
+  size_t total = size_t(seqs * stride);
   for (const auto* v : parts) total += v->size();
   const size_t bytes = total * sizeof(int32_t);
   check(cudaEventSynchronize(staged_), "batch staging");
   if (bytes > batch_capacity_) {
     batch_capacity_ = std::max(bytes * 2, size_t(4096));
     check(cudaStreamSynchronize(stream_), "batch realloc");
+    graphs_.clear();
     staging_ = cuda_pinned_alloc(batch_capacity_);
     batch_dev_ = cuda_device_alloc(batch_capacity_, "the batch index arrays");
   }
@@ -265,19 +313,27 @@ BatchTensors CudaBackend::upload_batch(const Batch& b) {
   int32_t* dev = static_cast<int32_t*>(batch_dev_.get());
   BatchTensors t;
   t.host = &b;
-  Tensor* outs[] = {&t.token_ids,    &t.positions,    &t.slot_mapping, &t.seq_begin,
-                    &t.context_lens, &t.block_tables, &t.logit_indices};
+  Tensor* outs[] = {&t.token_ids,    &t.positions,    &t.slot_mapping,
+                    &t.seq_begin,    &t.context_lens, &t.logit_indices};
   size_t at = 0;
-  for (int i = 0; i < 7; ++i) {
+  for (int i = 0; i < 6; ++i) {
     const auto& v = *parts[i];
     if (!v.empty()) std::memcpy(host + at, v.data(), v.size() * sizeof(int32_t));
     *outs[i] = make_tensor_view(dev + at, DType::I32, {int64_t(v.size())}, batch_dev_,
                                 Device::CUDA);
     at += v.size();
   }
+  std::fill_n(host + at, size_t(seqs * stride), int32_t(-1));
+  for (int64_t s = 0; s < seqs; ++s)
+    std::copy_n(b.block_tables.data() + s * width, width, host + at + s * stride);
+  t.block_tables = make_tensor_view(dev + at, DType::I32, {seqs, stride}, batch_dev_,
+                                    Device::CUDA);
   if (bytes > 0)
     check(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream_), "batch upload");
   check(cudaEventRecord(staged_, stream_), "batch staging event");
+  const int64_t layout[6] = {b.num_tokens(), seqs, stride, b.num_logits(),
+                             int64_t(reinterpret_cast<uintptr_t>(dev)), int64_t(batch_capacity_)};
+  std::copy(std::begin(layout), std::end(layout), std::begin(layout_));
   return t;
 }
 

@@ -39,4 +39,9 @@ void cuda_fill_bytes(const Tensor& t, uint8_t byte);
 // Samples one id from a device F32 logits row [vocab] (kernels/sampling.cu).
 int32_t cuda_sample(const Tensor& logits, const SamplingParams& p, double u);
 
+// Bytes/s one kernel reads from device memory of the current GPU (a 1 GiB buffer, or a
+// quarter of the free memory if less; best of a few passes): the decode roofline's
+// numerator on a GPU (runtime/cuda_bandwidth.cu).
+double cuda_measure_read_bandwidth();
+
 }  // namespace tessera

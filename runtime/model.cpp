@@ -1,7 +1,9 @@
 #include "runtime/model.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -10,9 +12,30 @@
 #include "runtime/error.h"
 
 namespace tessera {
+namespace {
+
+// Generations are unique in the process, so a graph captured for one Model (or for a
+// workspace since reallocated) can never match another's key, even at a reused address.
+uint64_t next_generation() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1);
+}
+
+// Sets a flag for a scope (also when the scope is left by an exception).
+struct FlagScope {
+  bool& flag;
+  explicit FlagScope(bool& f) : flag(f) { flag = true; }
+  ~FlagScope() { flag = false; }
+};
+
+}  // namespace
 
 Model::Model(const ModelConfig& cfg, ModelWeights weights, Backend& backend, Comm& comm)
-    : cfg_(cfg), w_(std::move(weights)), backend_(backend), comm_(comm) {
+    : cfg_(cfg),
+      w_(std::move(weights)),
+      backend_(backend),
+      comm_(comm),
+      generation_(next_generation()) {
   const LocalDims d = local_dims(cfg_, comm_.world());
   heads_local_ = d.num_heads;
   kv_heads_local_ = d.num_kv_heads;
@@ -40,8 +63,14 @@ KvCacheShape Model::kv_shape(int64_t num_blocks, int64_t block_size) const {
 Tensor Model::buf(Slot slot, DType dtype, std::initializer_list<int64_t> dims) {
   Tensor want = make_tensor_view(nullptr, dtype, dims);
   Tensor& have = workspace_[slot];
-  if (have.empty() || have.nbytes() < want.nbytes() || have.dtype != dtype)
+  if (have.empty() || have.nbytes() < want.nbytes() || have.dtype != dtype) {
+    // A captured step must not allocate: reserve_workspace sizes every slot beforehand.
+    if (in_step_)
+      throw std::logic_error("Model: workspace slot " + std::to_string(int(slot)) +
+                             " grew inside a step (missing from reserve_workspace)");
     have = backend_.alloc(dtype, {want.numel()});
+    generation_ = next_generation();  // graphs holding the old buffer are stale
+  }
   want.data = have.data;
   want.storage = have.storage;
   want.device = have.device;
@@ -88,22 +117,50 @@ Tensor Model::mlp_block(const LayerWeights& lw, const Tensor& h, int64_t n) {
   return out;
 }
 
-std::vector<float> Model::forward(const Batch& batch, KvCache& kv) {
-  const int64_t n = batch.num_tokens(), H = cfg_.hidden_size;
-  if (n == 0) throw std::invalid_argument("forward: empty batch");
-  for (int32_t id : batch.token_ids)
-    require(id >= 0 && id < cfg_.vocab_size,
-            "token id " + std::to_string(id) + " is outside the vocabulary [0, " +
-                std::to_string(cfg_.vocab_size) + ")");
-  for (int32_t p : batch.positions)
-    require(p >= 0 && p < cfg_.max_position_embeddings,
-            "position " + std::to_string(p) + " is beyond max_position_embeddings (" +
-                std::to_string(cfg_.max_position_embeddings) + ")");
-  const int64_t block_size = kv.shape().block_size;
-  validate_batch(batch, kv.num_slots(), block_size);
-  const BatchTensors bt = backend_.upload_batch(batch);
+void Model::reserve_workspace(int64_t n, int64_t nl) {
   const DType ct = backend_.compute_dtype();
+  const int64_t H = cfg_.hidden_size, d = cfg_.head_dim;
+  buf(kResidual, DType::F32, {n, H});
+  buf(kNormed, ct, {n, H});
+  buf(kQ, ct, {n, heads_local_ * d});
+  buf(kK, ct, {n, kv_heads_local_ * d});
+  buf(kV, ct, {n, kv_heads_local_ * d});
+  buf(kAttn, ct, {n, heads_local_ * d});
+  buf(kProj, ct, {n, H});
+  buf(kGate, ct, {n, inter_local_});
+  buf(kUp, ct, {n, inter_local_});
+  buf(kAct, ct, {n, inter_local_});
+  if (nl == 0) return;
+  buf(kLast, ct, {nl, H});
+  buf(kLogits, DType::F32, {nl, w_.lm_head.out_features()});
+}
 
+// Collectives (tp > 1: MPI today) cannot be captured; prefill steps are long enough that
+// launch overhead does not matter. (With NCCL, tp > 1 decode could be captured too.)
+bool Model::graph_step(const Batch& batch) const {
+  return comm_.world().size == 1 && batch.num_tokens() == batch.num_seqs() &&
+         batch.num_tokens() <= kMaxGraphTokens;
+}
+
+// What the device step's launches depend on beyond the constant weights and the backend's
+// own batch layout: the workspace (generation), shapes, and every KV layer's storage.
+StepKey Model::step_key(const Batch& batch, KvCache& kv) const {
+  StepKey key;
+  const KvCacheShape& ks = kv.shape();
+  key.words = {int64_t(generation_), batch.num_tokens(), batch.num_seqs(), batch.num_logits(),
+               ks.block_size,       ks.num_blocks,      int64_t(ks.dtype)};
+  for (int64_t l = 0; l < ks.num_layers; ++l) {
+    key.words.push_back(int64_t(reinterpret_cast<uintptr_t>(kv.layer(l).k.data)));
+    key.words.push_back(int64_t(reinterpret_cast<uintptr_t>(kv.layer(l).v.data)));
+  }
+  return key;
+}
+
+void Model::device_step(const BatchTensors& bt, KvCache& kv, int64_t nl, Tensor local) {
+  const FlagScope in_step(in_step_);
+  const int64_t n = bt.host->num_tokens(), H = cfg_.hidden_size;
+  const int64_t block_size = kv.shape().block_size;
+  const DType ct = backend_.compute_dtype();
   Tensor residual = buf(kResidual, DType::F32, {n, H});  // the residual stream stays F32
   backend_.embedding(w_.embed, w_.vocab_begin, bt, residual);
   if (comm_.world().size > 1) comm_.all_reduce_sum(residual);  // vocab-split table
@@ -119,15 +176,37 @@ std::vector<float> Model::forward(const Batch& batch, KvCache& kv) {
         l + 1 < w_.layers.size() ? w_.layers[l + 1].input_norm : w_.final_norm;
     backend_.add_rmsnorm(residual, mlp, next_norm, cfg_.rms_norm_eps, h);
   }
-
-  const int64_t nl = batch.num_logits();
-  std::vector<float> logits(size_t(nl * cfg_.vocab_size));
-  if (nl == 0) return logits;
+  if (nl == 0) return;
   Tensor last = buf(kLast, ct, {nl, H});
   backend_.gather_rows(h, bt.logit_indices, last);
-  const int64_t vocab_local = w_.lm_head.out_features();
-  Tensor local = buf(kLogits, DType::F32, {nl, vocab_local});
   backend_.linear(last, w_.lm_head, local);
+}
+
+std::vector<float> Model::forward(const Batch& batch, KvCache& kv) {
+  const int64_t n = batch.num_tokens();
+  if (n == 0) throw std::invalid_argument("forward: empty batch");
+  for (int32_t id : batch.token_ids)
+    require(id >= 0 && id < cfg_.vocab_size,
+            "token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                std::to_string(cfg_.vocab_size) + ")");
+  for (int32_t p : batch.positions)
+    require(p >= 0 && p < cfg_.max_position_embeddings,
+            "position " + std::to_string(p) + " is beyond max_position_embeddings (" +
+                std::to_string(cfg_.max_position_embeddings) + ")");
+  const int64_t block_size = kv.shape().block_size;
+  validate_batch(batch, kv.num_slots(), block_size);
+  const BatchTensors bt = backend_.upload_batch(batch);
+  const int64_t nl = batch.num_logits(), vocab_local = w_.lm_head.out_features();
+  reserve_workspace(n, nl);
+  const Tensor local = nl > 0 ? buf(kLogits, DType::F32, {nl, vocab_local}) : Tensor{};
+  const auto step = [&] { device_step(bt, kv, nl, local); };
+  if (graph_step(batch))
+    backend_.run_captured(step_key(batch, kv), step);
+  else
+    step();
+
+  std::vector<float> logits(size_t(nl * cfg_.vocab_size));
+  if (nl == 0) return logits;
   if (comm_.world().size == 1) {
     backend_.download(local, logits.data());
     return logits;

@@ -1,6 +1,7 @@
 // Model: THE forward pass, written once against the Backend op interface. It runs one Batch
 // (prefill, decode or both) on this rank's shard and returns the requested logits.
 #pragma once
+#include <cstdint>
 #include <map>
 #include <vector>
 
@@ -24,13 +25,24 @@ class Model {
 
   // Runs the batch and returns F32 logits [batch.num_logits(), vocab_size] on the host.
   // Token ids must be inside the vocabulary (checked); K/V of the batch's tokens are written
-  // to `kv` at their slots.
+  // to `kv` at their slots. Decode-like steps (every sequence one new token, at most
+  // kMaxGraphTokens of them, one rank) run through Backend::run_captured: CUDA graphs.
   std::vector<float> forward(const Batch& batch, KvCache& kv);
 
+  static constexpr int64_t kMaxGraphTokens = 256;
+
  private:
-  // Named intermediate tensors, reused across steps (grown when a step needs more).
+  // Named intermediate tensors, reused across steps. reserve_workspace grows them (and bumps
+  // generation_) before a step; inside the device part of a step buf() only hands out views.
   enum Slot { kResidual, kNormed, kQ, kK, kV, kAttn, kProj, kGate, kUp, kAct, kLast, kLogits };
   Tensor buf(Slot slot, DType dtype, std::initializer_list<int64_t> dims);
+  void reserve_workspace(int64_t n, int64_t num_logits);
+
+  // The device-side part of a step: embedding .. lm_head into `logits` [num_logits, vocab_local]
+  // (F32). Reads batch data only through bt (so a CUDA graph of it can be replayed).
+  void device_step(const BatchTensors& bt, KvCache& kv, int64_t num_logits, Tensor logits);
+  bool graph_step(const Batch& batch) const;
+  StepKey step_key(const Batch& batch, KvCache& kv) const;
 
   // out = x @ w^T, all-reduced when w is a row-split shard (partial sums).
   void project(const Tensor& x, const LinearWeight& w, Tensor& out);
@@ -46,6 +58,8 @@ class Model {
   RopeTable rope_;
   AttentionParams attn_;
   std::map<Slot, Tensor> workspace_;
+  uint64_t generation_;    // process-unique; renewed whenever a workspace buffer is reallocated
+  bool in_step_ = false;   // inside device_step: workspace_ must not grow
 };
 
 }  // namespace tessera

@@ -1,0 +1,86 @@
+// `tessera bench` through the real binary on a tiny config with dummy weights: the JSON has a
+// prefill row per requested length (tokens/s, TFLOP/s) and a decode row per batch, all with
+// positive numbers; bad row lists are one-line errors (exit 2).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "tests/cli_util.h"
+#include "tests/test_util.h"
+
+namespace tessera::test {
+namespace {
+
+using json = nlohmann::json;
+
+// 2 layers, hidden 64, GQA 4/2, vocab 256: runs in milliseconds.
+std::string tiny_config() {
+  const std::string path = make_temp_dir("bench") + "/config.json";
+  std::ofstream(path) << R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256,
+    "max_position_embeddings": 256, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,
+    "tie_word_embeddings": false, "hidden_act": "silu", "torch_dtype": "float32"})";
+  return path;
+}
+
+TEST(CliBench, JsonHasPrefillAndDecodeRows) {
+  const CliRun r = run_tessera({"bench", "--load-format", "dummy", "--model-config",
+                                tiny_config(), "--threads", "1", "-p", "16", "--prefill",
+                                "32,512", "--batches", "1,4", "-n", "4", "-r", "1", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  json j;
+  ASSERT_NO_THROW(j = json::parse(last_line(r.out))) << r.out;
+
+  ASSERT_EQ(j["prefill"].size(), 3u) << j.dump();  // -p 16 and --prefill 32,512
+  EXPECT_EQ(j["prefill"][0]["tokens"], 16);
+  EXPECT_EQ(j["prefill"][1]["tokens"], 32);
+  for (int i = 0; i < 2; ++i) {
+    const json& row = j["prefill"][i];
+    EXPECT_GT(row["tokens_per_s"].get<double>(), 0) << row.dump();
+    EXPECT_GT(row["tflop_s"].get<double>(), 0) << row.dump();
+    EXPECT_GT(row["flops"].get<double>(), 0) << row.dump();
+  }
+  EXPECT_EQ(j["prefill"][2]["tokens"], 512);  // beyond max_position_embeddings (256)
+  EXPECT_TRUE(j["prefill"][2].contains("skipped")) << j["prefill"][2].dump();
+
+  ASSERT_EQ(j["decode"].size(), 2u) << j.dump();
+  EXPECT_EQ(j["decode"][0]["batch"], 1);
+  EXPECT_EQ(j["decode"][1]["batch"], 4);
+  for (const json& row : j["decode"]) {
+    EXPECT_GT(row["tokens_per_s"].get<double>(), 0) << row.dump();
+    EXPECT_EQ(row["steps"], 4);
+    EXPECT_FALSE(row["cuda_graphs"].get<bool>());  // the CPU does not capture
+  }
+  EXPECT_GT(j["decode"][0]["roofline_fraction"].get<double>(), 0);
+  // The pp/tg summary fields kept from before.
+  EXPECT_EQ(j["prefill_tokens"], 16);
+  EXPECT_GT(j["prefill_tokens_per_s"].get<double>(), 0);
+  EXPECT_GT(j["decode_tokens_per_s"].get<double>(), 0);
+  EXPECT_GT(j["decode_roofline_fraction"].get<double>(), 0);
+  EXPECT_EQ(j["bandwidth_source"], "host");
+}
+
+TEST(CliBench, HumanTableAndBadLists) {
+  const std::string cfg = tiny_config();
+  CliRun r = run_tessera({"bench", "--load-format", "dummy", "--model-config", cfg,
+                          "--threads", "1", "-p", "8", "--prefill", "", "--batches", "2",
+                          "-n", "2", "-r", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("pp8"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("batch 1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("batch 2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("roofline"), std::string::npos) << r.out;
+  for (const char* bad : {"1,x", "0", "two"}) {
+    r = run_tessera({"bench", "--load-format", "dummy", "--model-config", cfg, "--batches",
+                     bad});
+    EXPECT_EQ(r.code, 2) << bad << ": " << r.err;
+    EXPECT_NE(r.err.find("--batches"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+}
+
+}  // namespace
+}  // namespace tessera::test
