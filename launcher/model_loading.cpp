@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "parallel/device_comm.h"
 #include "parallel/world_comm.h"
 #include "runtime/error.h"
 #include "runtime/weights.h"
@@ -45,6 +46,10 @@ void add_model_options(CLI::App* cmd, ModelArgs& a) {
                 "CUDA: run decode steps without CUDA graphs (also TESSERA_CUDA_GRAPHS=0)");
   cmd->add_option("--tp", a.tp, "Tensor-parallel size: must equal the number of MPI ranks")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--comm", a.comm,
+                  "Collectives between ranks: auto (NCCL when each GPU rank has its own GPU, "
+                  "else MPI) | nccl | mpi (host-staged on GPUs)")
+      ->check(CLI::IsMember({"auto", "nccl", "mpi"}));
 }
 
 static DType parse_dtype(const std::string& s, DType fallback) {
@@ -73,7 +78,15 @@ static std::unique_ptr<Backend> make_backend(const ModelArgs& a, const ModelConf
   }
   if (dev.rfind("cuda", 0) == 0) {
 #ifdef TESSERA_HAVE_CUDA
-    const int index = dev == "cuda" ? world.local_rank : std::stoi(dev.substr(5));
+    // One GPU per local rank; when the node has fewer GPUs than ranks they share them
+    // round-robin (the collectives then go through MPI: NCCL needs a GPU per rank).
+    const int gpus = probe_cuda().device_count;
+    const int index = dev != "cuda" ? std::stoi(dev.substr(5))
+                      : gpus > 0    ? world.local_rank % gpus
+                                    : world.local_rank;
+    if (dev == "cuda" && gpus > 0 && world.local_size > gpus && world.local_rank < gpus)
+      std::fprintf(stderr, "notice: %d ranks share %d GPU(s) on this node\n", world.local_size,
+                   gpus);
     DType fallback = cfg.torch_dtype == DType::F16 ? DType::F16 : DType::BF16;
     return make_cuda_backend(index, parse_dtype(a.dtype, fallback));
 #else
@@ -104,8 +117,17 @@ LoadedModel load_model(const ModelArgs& a) {
     cfg = load_model_config(a.model_dir);
     src = open_checkpoint_source(a.model_dir);
   }
-  lm.comm = make_world_comm();
-  lm.backend = make_backend(a, cfg, lm.comm->world());
+  std::unique_ptr<Comm> job = make_world_comm();
+  lm.backend = make_backend(a, cfg, job->world());
+  int gpus = 0;
+#ifdef TESSERA_HAVE_CUDA
+  if (lm.backend->device() == Device::CUDA) gpus = probe_cuda().device_count;
+#endif
+  std::string chosen;
+  lm.comm = make_backend_comm(std::move(job), *lm.backend, parse_comm_kind(a.comm), gpus, &chosen);
+  if (lm.comm->world().size > 1 && lm.comm->world().is_root())
+    std::fprintf(stderr, "tensor parallel: %d ranks, collectives over %s\n",
+                 lm.comm->world().size, chosen.c_str());
   if (!a.cuda_graphs) lm.backend->set_step_capture(false);
   const int world = lm.comm->world().size;
   require(a.tp == 0 || a.tp == world,

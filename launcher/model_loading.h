@@ -20,6 +20,7 @@ struct ModelArgs {
   int tp = 0;                    // 0: whatever mpirun started (1 without mpirun)
   std::string precision = "exact";  // CPU: exact (F32 activations) | fast (bf16 activations)
   bool cuda_graphs = true;       // --no-cuda-graphs: run decode steps without CUDA graphs
+  std::string comm = "auto";     // auto | nccl | mpi (host-staged on GPU ranks)
 };
 
 void add_model_options(CLI::App* cmd, ModelArgs& args);

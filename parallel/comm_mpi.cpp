@@ -41,6 +41,7 @@ class MpiComm final : public Comm {
     MPI_Comm local;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_.rank, MPI_INFO_NULL, &local);
     MPI_Comm_rank(local, &world_.local_rank);
+    MPI_Comm_size(local, &world_.local_size);
     MPI_Comm_free(&local);
   }
   const World& world() const override { return world_; }

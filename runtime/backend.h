@@ -79,6 +79,15 @@ class Backend {
   virtual Tensor upload(const Tensor& host) = 0;
   // Copies a backend tensor into host memory of src.nbytes() bytes.
   virtual void download(const Tensor& src, void* host_dst) = 0;
+  // Copies dst.nbytes() bytes of host memory into an existing backend tensor (the host-staged
+  // all-reduce writes its result back with this).
+  virtual void upload_into(const void* host_src, Tensor& dst) = 0;
+  // The CUDA stream every op of this backend runs on (nullptr on the CPU): NCCL collectives
+  // are enqueued on it so they stay ordered with the kernels around them.
+  virtual void* native_stream() { return nullptr; }
+  // Makes the calling thread use this backend's device (CUDA: cudaSetDevice). A thread other
+  // than the one that created the backend (the engine's) calls it before its first op.
+  virtual void bind_thread() {}
   virtual BatchTensors upload_batch(const Batch& batch) = 0;
   virtual void prepare_rope(RopeTable& table) = 0;
   virtual void synchronize() {}

@@ -51,6 +51,9 @@ class CpuBackend final : public Backend {
   void download(const Tensor& src, void* dst) override {
     std::memcpy(dst, src.data, src.nbytes());
   }
+  void upload_into(const void* src, Tensor& dst) override {
+    if (dst.data != src) std::memcpy(dst.data, src, dst.nbytes());
+  }
   BatchTensors upload_batch(const Batch& b) override {
     BatchTensors t;
     t.host = &b;

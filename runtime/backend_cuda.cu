@@ -128,6 +128,15 @@ class CudaBackend final : public Backend {
     check(cudaStreamSynchronize(stream_), "download (a kernel of this step failed)");
   }
 
+  void upload_into(const void* host_src, Tensor& dst) override {
+    expect_cuda(dst, "upload_into");
+    check(cudaMemcpyAsync(dst.data, host_src, dst.nbytes(), cudaMemcpyHostToDevice, stream_),
+          "upload_into copy");
+    check(cudaStreamSynchronize(stream_), "upload_into copy");
+  }
+  void* native_stream() override { return stream_; }
+  void bind_thread() override { check(cudaSetDevice(info_.device), "cudaSetDevice"); }
+
   BatchTensors upload_batch(const Batch& b) override;
 
   // device_inv_freq: F32 [2, head_dim / 2], hi and lo parts of the double frequencies (at

@@ -215,6 +215,7 @@ void Engine::publish_state() {
 }
 
 void Engine::loop() {
+  model_.backend().bind_thread();
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);

@@ -212,6 +212,13 @@ void SafetensorsFile::prefetch_file(uint64_t a, uint64_t b) const {
     madvise(const_cast<char*>(base_) + p, std::min(kPrefetchChunk, b - p), MADV_WILLNEED);
 }
 
+void SafetensorsFile::release_file(uint64_t a, uint64_t b) const {
+  const uint64_t ps = page_size();
+  a = a / ps * ps;
+  b = std::min(b, size_);
+  if (a < b) madvise(const_cast<char*>(base_) + a, b - a, MADV_DONTNEED);
+}
+
 uint64_t SafetensorsFile::row_bytes(const TensorInfo& t) const {
   uint64_t n = dtype_size(t.dtype);
   for (size_t i = 1; i < t.shape.size(); ++i) n *= uint64_t(t.shape[i]);
@@ -306,6 +313,11 @@ Tensor SafetensorsFile::read_cols(const std::string& name, int64_t c0, int64_t c
   for (int64_t r = 0; r < rows; ++r)
     std::memcpy(dst + uint64_t(r) * len, data_at(t.begin + uint64_t(r) * rb + skip), len);
   bytes_read_.fetch_add(uint64_t(rows) * len, std::memory_order_relaxed);
+  // The copy is all this rank keeps. Rows shorter than a page fault in every page of the
+  // tensor (the other ranks' columns too), so drop them from this mapping: resident memory
+  // stays this rank's slice. A later read of a neighbouring tensor's shared page just faults
+  // it back in from the page cache.
+  release_file(data_start_ + t.begin, data_start_ + t.begin + uint64_t(rows) * rb);
   return out;
 }
 

@@ -80,6 +80,7 @@ class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
   // Starts the kernel reading the pages of data-area bytes [off, off + len).
   void prefetch(uint64_t off, uint64_t len) const;
   void prefetch_file(uint64_t a, uint64_t b) const;  // file offsets [a, b)
+  void release_file(uint64_t a, uint64_t b) const;   // drops [a, b)'s pages from this mapping
   Tensor slice_view(const TensorInfo& t, uint64_t off, uint64_t len, int64_t rows) const;
   uint64_t row_bytes(const TensorInfo& t) const;
   void check_rows(const TensorInfo& t, int64_t r0, int64_t r1) const;

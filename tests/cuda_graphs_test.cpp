@@ -109,6 +109,7 @@ class ReplayingBackend final : public Backend {
   }
   Tensor upload(const Tensor& host) override { return cpu_.upload(host); }
   void download(const Tensor& src, void* dst) override { cpu_.download(src, dst); }
+  void upload_into(const void* src, Tensor& dst) override { cpu_.upload_into(src, dst); }
   void prepare_rope(RopeTable& t) override { cpu_.prepare_rope(t); }
   BatchTensors upload_batch(const Batch& b) override {
     const std::vector<int32_t>* src[] = {&b.token_ids,    &b.positions,    &b.slot_mapping,

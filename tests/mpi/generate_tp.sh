@@ -32,3 +32,15 @@ rc=$?
 set -e
 [ "$rc" = 2 ] || { echo "FAIL: bad prompt under tp=2 exited $rc, expected 2"; exit 1; }
 echo "ok: bad input under tp=2 exits 2"
+# --comm: CPU ranks take mpi (the same ids), nccl is a user error naming the reason.
+comm_out=$(mpirun -np 2 --oversubscribe "$bin" generate --model "$data/models/tiny-qwen2" \
+  --prompt-ids 1,7,100,3,25 --max-tokens 12 --temperature 0 --ignore-eos --json --tp 2 --comm mpi)
+[ "$(printf '%s\n' "$comm_out" | tail -n 1 | sed 's/.*"ids":\(\[[^]]*\]\).*/\1/')" = "$one" ] ||
+  { echo "FAIL: --comm mpi changed the ids"; exit 1; }
+set +e
+err=$("$bin" generate --model "$data/models/tiny-qwen2" --prompt-ids 1,7 --comm nccl 2>&1 >/dev/null)
+rc=$?
+set -e
+[ "$rc" = 2 ] && printf '%s' "$err" | grep -q "needs GPU ranks" ||
+  { echo "FAIL: --comm nccl on the CPU exited $rc: $err"; exit 1; }
+echo "ok: --comm mpi on CPU ranks, --comm nccl refused on the CPU"
