@@ -15,6 +15,7 @@
 #include "launcher/bandwidth.h"
 #include "launcher/cli_parse.h"
 #include "launcher/commands.h"
+#include "launcher/config_file.h"
 #include "launcher/model_loading.h"
 #include "runtime/error.h"
 #include "runtime/sequence.h"
@@ -312,6 +313,7 @@ CommandRunner register_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand("bench", "Measure prefill and decode throughput");
   add_model_options(cmd, a->model);
+  add_config_option(cmd);
   cmd->add_option("-p,--prompt-tokens", a->prompt_tokens, "Prefill test length (0: none)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--prefill", a->prefill,

@@ -10,6 +10,7 @@
 
 #include "launcher/cli_parse.h"
 #include "launcher/commands.h"
+#include "launcher/config_file.h"
 #include "launcher/model_loading.h"
 #include "launcher/rank_memory.h"
 #include "runtime/error.h"
@@ -149,6 +150,7 @@ CommandRunner register_generate(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt");
   add_model_options(cmd, a->model);
+  add_config_option(cmd);
   cmd->add_option("--prompt-ids", a->prompt_ids, "Comma-separated prompt token ids");
   cmd->add_option("--prompt", a->prompt, "Prompt text");
   cmd->add_flag("--chat", a->chat, "Send --prompt as one user message through the chat template");

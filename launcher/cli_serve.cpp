@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "launcher/commands.h"
+#include "launcher/config_file.h"
 #include "launcher/http_server.h"
 #include "launcher/model_loading.h"
 #include "launcher/openai_routes.h"
@@ -151,6 +152,7 @@ CommandRunner register_serve(CLI::App& app) {
   auto a = std::make_shared<ServeArgs>();
   CLI::App* cmd = app.add_subcommand("serve", "Serve the OpenAI-compatible HTTP API");
   add_model_options(cmd, a->model);
+  add_config_option(cmd);
   cmd->add_option("--host", a->host, "Address to bind (default 127.0.0.1: this machine only)");
   cmd->add_option("--port", a->port, "Port to listen on (0: any free port)");
   cmd->add_option("--api-key", a->api_key, "Require 'Authorization: Bearer KEY' on /v1/*");

@@ -13,5 +13,6 @@ CommandRunner register_bench(CLI::App& app);
 CommandRunner register_tokenize(CLI::App& app);
 CommandRunner register_serve(CLI::App& app);
 CommandRunner register_launch(CLI::App& app);
+CommandRunner register_plan(CLI::App& app);
 
 }  // namespace tessera

@@ -4,8 +4,11 @@
 #include <cstdio>
 #include <exception>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "launcher/commands.h"
+#include "launcher/config_file.h"
 #include "parallel/world_comm.h"
 #include "runtime/error.h"
 
@@ -18,8 +21,18 @@ int main(int argc, char** argv) {
   runners["tokenize"] = tessera::register_tokenize(app);
   runners["serve"] = tessera::register_serve(app);
   runners["launch"] = tessera::register_launch(app);
+  runners["plan"] = tessera::register_plan(app);
+  std::vector<std::string> args(argv, argv + argc);
   try {
-    app.parse(argc, argv);
+    args = tessera::expand_config(app, args);  // --config FILE: the preset's options
+  } catch (const tessera::UserError& e) {
+    std::fprintf(stderr, "tessera: error: %s\n", e.what());
+    return 2;
+  }
+  std::vector<char*> cargs;
+  for (std::string& a : args) cargs.push_back(a.data());
+  try {
+    app.parse(int(cargs.size()), cargs.data());
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

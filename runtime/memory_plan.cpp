@@ -1,0 +1,336 @@
+#include "runtime/memory_plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+
+#include "parallel/shard_rules.h"
+#include "runtime/error.h"
+
+namespace tessera {
+namespace {
+
+constexpr int64_t kMiB = int64_t(1) << 20;
+
+// Runtime reserve, per rank. Device memory the process holds besides weights, workspace and
+// KV cache; over-estimated on purpose, because a plan that says yes must not OOM.
+// CUDA context: the primary context with tessera's kernels and cuBLAS/cuBLASLt's loaded
+// (lazy module loading, CUDA 12): measured figures for such processes are 300-450 MiB.
+constexpr int64_t kCudaContext = 400 * kMiB;
+// cuBLAS workspace: the fixed one backend_cuda.cu hands cublasSetWorkspace (kCublasWorkspace).
+constexpr int64_t kCublasWorkspace = 32 * kMiB;
+// CUDA graphs: up to 64 captured decode graphs (kMaxGraphs in backend_cuda.cu); each holds
+// its instantiated kernel nodes (~ a few hundred KiB for a 28-80 layer step) but no
+// activations (they use the fixed workspace). Also covers the batch index arrays (ids,
+// positions, slots, block tables of max_num_seqs sequences: well under 1 MiB each).
+constexpr int64_t kCudaGraphs = 64 * kMiB;
+// NCCL (tp > 1): per peer and channel the Simple/LL/LL128 protocol buffers (NCCL_BUFFSIZE
+// 4 MiB by default) plus its proxy and ring state; 2-8 GPUs use ~100-250 MiB per GPU.
+constexpr int64_t kNccl = 256 * kMiB;
+// CPU backend: the process beside its tensors (code, tokenizer, OpenMP stacks, host logits).
+constexpr int64_t kHostProcess = 256 * kMiB;
+
+constexpr int64_t kInt4Group = 128;  // input features per int4 scale/zero pair
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+int64_t fp_bytes(WeightChoice f) {
+  return f == WeightChoice::FP32 ? 4 : 2;  // only for fp32 / bf16 / fp16
+}
+
+bool quantized(WeightChoice f) { return f == WeightChoice::INT8 || f == WeightChoice::INT4; }
+
+WeightChoice format_of(DType t) {
+  return t == DType::F32 ? WeightChoice::FP32
+                         : t == DType::BF16 ? WeightChoice::BF16 : WeightChoice::FP16;
+}
+
+// Bytes of one [out, in] projection weight in format f (unquantized: `fp` bytes a weight).
+int64_t linear_bytes(int64_t out, int64_t in, WeightChoice f, int64_t fp) {
+  switch (f) {
+    case WeightChoice::INT8:
+      return out * in + out * 4;  // int8 weights + F32 scale per output row
+    case WeightChoice::INT4:      // packed nibbles + per (row, group) F32 scale + I8 zero
+      return out * ceil_div(in, 2) + out * ceil_div(in, kInt4Group) * (4 + 1);
+    default:
+      return out * in * fp;
+  }
+}
+
+// What the request resolves to on its device: weight format, KV dtype, compute dtype.
+struct Resolved {
+  WeightChoice weights;
+  KvDtype kv;
+  DType compute;
+  int64_t table_bytes;  // bytes per element of the embedding table and lm_head
+};
+
+Resolved resolve(const PlanRequest& r, std::vector<std::string>* notes) {
+  const ModelConfig& c = r.model;
+  Resolved s{};
+  // GPUs compute in the checkpoint's 16-bit dtype (F32 checkpoints are converted), fp16 on
+  // cards without bf16 math; the CPU computes in F32 and reads weights as stored.
+  if (!r.device.cuda)
+    s.compute = DType::F32;
+  else
+    s.compute = r.compute.value_or(c.torch_dtype == DType::F16 ? DType::F16 : DType::BF16);
+  if (s.compute == DType::BF16 && r.device.cuda && !r.device.bf16) {
+    s.compute = DType::F16;
+    notes->push_back(std::string(r.compute ? "--dtype bfloat16" : "the checkpoint is bf16") +
+                     "; " + r.device.name + " has no bf16 math (sm_75): computing in fp16");
+  }
+  const WeightChoice stored = r.device.cuda ? format_of(s.compute) : format_of(c.torch_dtype);
+  s.weights = r.weights.value_or(stored);
+  if (s.weights == WeightChoice::BF16 && r.device.cuda && !r.device.bf16) {
+    s.weights = WeightChoice::FP16;
+    notes->push_back("--weights bf16 runs as fp16 on " + r.device.name + " (no bf16 math)");
+  }
+  s.table_bytes = quantized(s.weights) ? int64_t(dtype_size(r.device.cuda ? s.compute
+                                                                          : c.torch_dtype))
+                                       : fp_bytes(s.weights);
+  const KvDtype compute_kv = s.compute == DType::F32   ? KvDtype::FP32
+                             : s.compute == DType::BF16 ? KvDtype::BF16
+                                                        : KvDtype::FP16;
+  s.kv = r.kv.value_or(compute_kv);
+  if (s.kv == KvDtype::BF16 && r.device.cuda && !r.device.bf16) {
+    s.kv = KvDtype::FP16;
+    notes->push_back("--kv-cache bf16 runs as fp16 on " + r.device.name + " (no bf16 math)");
+  }
+  return s;
+}
+
+int64_t kv_bytes_per_token(const ModelConfig& c, int64_t kv_heads_local, KvDtype kv) {
+  const int64_t per_head = kv == KvDtype::FP32 ? 4 * c.head_dim
+                           : kv == KvDtype::INT8 ? c.head_dim + 4  // + F32 scale per token
+                                                 : 2 * c.head_dim;
+  return 2 * c.num_layers * kv_heads_local * per_head;  // K and V
+}
+
+RankPlan plan_rank(const PlanRequest& r, const Resolved& s, int rank) {
+  const ModelConfig& c = r.model;
+  const LocalDims d = local_dims(c, World{rank, r.tp, rank});
+  RankPlan p;
+  p.rank = rank;
+  p.heads = d.num_heads;
+  p.kv_heads = d.num_kv_heads;
+  p.intermediate = d.intermediate;
+  p.vocab_local = d.vocab_local;
+  const int64_t H = c.hidden_size, hd = c.head_dim, I = d.intermediate;
+  const int64_t q = d.num_heads * hd, kv = d.num_kv_heads * hd;
+  const int64_t fp = quantized(s.weights) ? 0 : fp_bytes(s.weights);
+
+  // Weights by kind.
+  p.weights.embeddings = d.vocab_local * H * s.table_bytes;  // [vocab_local, H]
+  p.weights.lm_head = c.tie_word_embeddings ? 0 : d.vocab_local * H * s.table_bytes;
+  int64_t layer = linear_bytes(q, H, s.weights, fp)        // q_proj [q, H]
+                  + 2 * linear_bytes(kv, H, s.weights, fp)  // k_proj, v_proj [kv, H]
+                  + linear_bytes(H, q, s.weights, fp)       // o_proj [H, q] (row split)
+                  + 2 * linear_bytes(I, H, s.weights, fp)   // gate_proj, up_proj [I, H]
+                  + linear_bytes(H, I, s.weights, fp);      // down_proj [H, I] (row split)
+  layer += 2 * H * 4;                                       // input / post-attention norms
+  if (c.attention_bias) layer += (q + 2 * kv) * 4;          // q/k/v biases
+  if (c.mlp_bias) layer += (2 * I + (rank == 0 ? H : 0)) * 4;  // down's bias on rank 0
+  p.weights.layers = c.num_layers * layer + H * 4;          // + final norm [H]
+
+  // Activation workspace: the model's named buffers (Model::reserve_workspace) for a step
+  // of n = max_num_batched_tokens tokens, r = min(max_num_seqs, n) of which need logits;
+  // c = compute dtype bytes:
+  //   n*H*4 (residual, F32) + 2*n*H*c (normed, projection out) + 2*n*q*c (q, attention out)
+  //   + 2*n*kv*c (k, v) + 3*n*I*c (gate, up, act) + r*H*c (last hidden) + r*V_local*4 (logits)
+  const int64_t n = r.max_num_batched_tokens, nl = std::min(r.max_num_seqs, n);
+  const int64_t cb = int64_t(dtype_size(s.compute));
+  p.workspace = n * H * 4 + 2 * n * H * cb + 2 * n * q * cb + 2 * n * kv * cb +
+                3 * n * I * cb + nl * H * cb + nl * d.vocab_local * 4;
+
+  if (r.device.cuda) {
+    p.reserve.cuda_context = kCudaContext;
+    p.reserve.cublas_workspace = kCublasWorkspace;
+    p.reserve.cuda_graphs = kCudaGraphs;
+    p.reserve.nccl = r.tp > 1 ? kNccl : 0;
+    p.total = r.device.total_bytes;
+  } else {
+    p.reserve.host_process = kHostProcess;
+    p.total = r.device.total_bytes / r.tp;  // CPU ranks share the host's memory
+  }
+  p.usable = int64_t(std::floor(double(p.total) * r.gpu_memory_utilization));
+  p.kv_budget = p.usable - p.weights.total() - p.workspace - p.reserve.total();
+  return p;
+}
+
+void validate(const PlanRequest& r) {
+  require(r.gpu_memory_utilization > 0 && r.gpu_memory_utilization <= 1,
+          "--gpu-memory-utilization must be in (0, 1], got " +
+              std::to_string(r.gpu_memory_utilization));
+  require(r.device.total_bytes > 0, "the device's memory size must be positive");
+  require(r.max_num_batched_tokens >= 1, "--max-num-batched-tokens must be at least 1");
+  require(r.max_num_seqs >= 1, "--max-num-seqs must be at least 1");
+  require(r.block_size >= 1, "--block-size must be at least 1");
+  require(r.max_model_len >= 0, "--max-model-len must not be negative");
+  require(r.max_model_len <= r.model.max_position_embeddings,
+          "--max-model-len " + std::to_string(r.max_model_len) + " exceeds the model's "
+          "max_position_embeddings (" + std::to_string(r.model.max_position_embeddings) + ")");
+  check_tp_compatible(r.model, r.tp);  // lists the valid sizes
+}
+
+// The plan for explicit (non-auto) weights; options are not filled in.
+Plan plan_fixed(const PlanRequest& r) {
+  Plan p;
+  p.request = r;
+  const Resolved s = resolve(r, &p.notes);
+  p.weights = s.weights;
+  p.kv = s.kv;
+  p.compute = s.compute;
+  for (int rank = 0; rank < r.tp; ++rank) p.ranks.push_back(plan_rank(r, s, rank));
+  p.kv_bytes_per_token = kv_bytes_per_token(r.model, p.ranks[0].kv_heads, s.kv);
+  p.kv_block_bytes = r.block_size * p.kv_bytes_per_token;
+  p.kv_blocks = INT64_MAX;
+  for (RankPlan& rp : p.ranks) {
+    rp.kv_blocks = rp.kv_budget > 0 ? rp.kv_budget / p.kv_block_bytes : 0;
+    p.kv_blocks = std::min(p.kv_blocks, rp.kv_blocks);
+  }
+  const int64_t model_max = r.model.max_position_embeddings;
+  if (r.max_model_len_auto)
+    p.max_model_len = std::min(model_max, p.kv_blocks * r.block_size);
+  else
+    p.max_model_len = r.max_model_len > 0 ? r.max_model_len : model_max;
+  const int64_t per_seq = ceil_div(p.max_model_len, r.block_size);
+  p.fits = p.max_model_len > 0 && p.kv_blocks >= per_seq;
+  p.max_concurrent_at_max_len = p.fits ? p.kv_blocks / per_seq : 0;
+  return p;
+}
+
+// "fp16 leaves 0 KV blocks"
+std::string room_text(const Plan& p) {
+  return std::string(weight_choice_name(p.weights)) + " leaves " + std::to_string(p.kv_blocks) +
+         " KV blocks";
+}
+
+// "a 32768-token sequence needs 2048"
+std::string need_text(const Plan& p) {
+  return "a " + std::to_string(p.max_model_len) + "-token sequence needs " +
+         std::to_string(ceil_div(p.max_model_len, p.request.block_size));
+}
+
+// --weights auto: the least lossy of stored -> int8 -> int4 that fits at the requested
+// context (the model's max when the context is auto too); when none does, the format that
+// leaves the most KV blocks.
+Plan plan_auto_weights(const PlanRequest& req) {
+  PlanRequest r = req;
+  r.weights_auto = false;
+  PlanRequest at_len = r;
+  at_len.max_model_len_auto = false;
+  const std::optional<WeightChoice> order[] = {std::nullopt, WeightChoice::INT8,
+                                               WeightChoice::INT4};
+  std::string rejected;
+  std::optional<WeightChoice> roomiest;
+  int64_t roomiest_blocks = -1;
+  for (const auto& f : order) {
+    at_len.weights = f;
+    const Plan p = plan_fixed(at_len);
+    if (p.fits) {
+      r.weights = f;
+      Plan out = plan_fixed(r);
+      out.request.weights_auto = true;
+      out.notes.push_back("--weights auto: " + rejected + "chose " + weight_choice_name(p.weights) +
+                          ", which leaves " + std::to_string(p.kv_blocks) +
+                          (rejected.empty() ? " KV blocks (" + need_text(p) + ")" : ""));
+      return out;
+    }
+    rejected += room_text(p) + " (" + need_text(p) + "); ";
+    if (p.kv_blocks > roomiest_blocks) roomiest = f, roomiest_blocks = p.kv_blocks;
+  }
+  r.weights = roomiest;
+  Plan out = plan_fixed(r);
+  out.request.weights_auto = true;
+  out.notes.push_back("--weights auto: " + rejected + "none fits; " +
+                      weight_choice_name(out.weights) + " leaves the most room");
+  return out;
+}
+
+// One change a user can make to the request, for the options of a plan that does not fit.
+struct Change {
+  std::string flag;  // "--weights int4"; empty for the context (its value comes from the plan)
+  int group;         // changes of one group exclude each other (0 weights, 1 tp, 2 kv, 3 len)
+  std::function<void(PlanRequest&)> apply;
+};
+
+// Options: every single change that makes the plan fit; when none does, every pair; then
+// every triple.
+std::vector<PlanOption> find_options(const Plan& plan) {
+  PlanRequest base = plan.request;
+  base.weights = plan.weights;
+  base.weights_auto = false;
+  base.kv = plan.kv;
+  std::vector<Change> changes;
+  for (WeightChoice f : {WeightChoice::INT8, WeightChoice::INT4})
+    if (plan.weights != f && plan.weights != WeightChoice::INT4)
+      changes.push_back({std::string("--weights ") + weight_choice_name(f), 0,
+                         [f](PlanRequest& r) { r.weights = f; }});
+  if (plan.kv != KvDtype::INT8)
+    changes.push_back({"--kv-cache int8", 2, [](PlanRequest& r) { r.kv = KvDtype::INT8; }});
+  if (base.device.cuda)  // CPU ranks share one host's memory: more of them do not help
+    for (int t : valid_tp_sizes(base.model, 8))
+      if (t > base.tp)
+        changes.push_back({"--tp " + std::to_string(t), 1, [t](PlanRequest& r) { r.tp = t; }});
+  if (!base.max_model_len_auto)
+    changes.push_back({"", 3, [](PlanRequest& r) { r.max_model_len_auto = true; }});
+
+  std::vector<PlanOption> out;
+  const size_t n = changes.size();
+  for (size_t size = 1; size <= 3 && out.empty(); ++size) {
+    // Subsets of `size` changes, as bit masks, no two from one group.
+    for (uint32_t mask = 1; mask < (1u << n); ++mask) {
+      if (size_t(__builtin_popcount(mask)) != size) continue;
+      PlanRequest r = base;
+      std::string flags;
+      int groups = 0;
+      bool clash = false;
+      for (size_t i = 0; i < n; ++i) {
+        if (!(mask >> i & 1u)) continue;
+        clash |= bool(groups >> changes[i].group & 1);
+        groups |= 1 << changes[i].group;
+        changes[i].apply(r);
+        if (!changes[i].flag.empty()) flags += (flags.empty() ? "" : " ") + changes[i].flag;
+      }
+      if (clash) continue;
+      const Plan p = plan_fixed(r);
+      if (!p.fits) continue;
+      PlanOption o;
+      o.change = flags;
+      if (r.max_model_len_auto)
+        o.change += (flags.empty() ? "" : " ") + std::string("--max-model-len ") +
+                    std::to_string(p.max_model_len);
+      o.fits = true;
+      o.tp = r.tp;
+      o.max_model_len = p.max_model_len;
+      o.max_concurrent_at_max_len = p.max_concurrent_at_max_len;
+      o.kv_blocks = p.kv_blocks;
+      o.weights_bytes_per_rank = p.weights_bytes_per_rank();
+      o.kv_bytes_per_token = p.kv_bytes_per_token;
+      out.push_back(o);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+int64_t Plan::weights_bytes_per_rank() const {
+  int64_t most = 0;
+  for (const RankPlan& r : ranks) most = std::max(most, r.weights.total());
+  return most;
+}
+
+Plan make_plan(const PlanRequest& req) {
+  validate(req);
+  Plan p = req.weights_auto ? plan_auto_weights(req) : plan_fixed(req);
+  if (req.max_model_len_auto && p.fits)
+    p.notes.push_back("--max-model-len auto: " + std::to_string(p.max_model_len) + " tokens (" +
+                      (p.max_model_len == req.model.max_position_embeddings
+                           ? "the model's max_position_embeddings"
+                           : "the most the KV cache holds") + ")");
+  if (!p.fits) p.options = find_options(p);
+  return p;
+}
+
+}  // namespace tessera
