@@ -1,7 +1,8 @@
 // Paged attention on the GPU. One block per (token, query head); its warps take the keys in
 // turn (key j to warp j % warps), each warp keeps an online softmax (running max, sum and
 // fp32 accumulator, lanes splitting head_dim), and the warps merge at the end. The same
-// kernel serves prefill (many tokens) and decode (one token per sequence).
+// kernel serves prefill (many tokens) and decode (one token per sequence). An I8 cache is
+// read as integers: each key's dot product and each value's weight take the row's F32 scale.
 #include <cfloat>
 
 #include "kernels/attention_cuda.h"
@@ -32,10 +33,47 @@ __global__ void kv_write_kernel(const T* __restrict__ k, const T* __restrict__ v
   }
 }
 
+// A cache element as float: a float dtype converted, an I8 element as its integer (the row's
+// scale is applied to the whole dot product / value weight).
+template <class C> __device__ __forceinline__ float cache_f32(C x) { return to_f32(x); }
+template <> __device__ __forceinline__ float cache_f32<int8_t>(int8_t x) { return float(x); }
+
+// The quantization of quantize_kv_row (kernels/attention_cpu.cpp) by one warp, with the same
+// float operations so the bytes match: s = max|x| / 127; q = round-half-even(x / s) clamped
+// to [-127, 127]; s = 0 and q = 0 for an all-zero row.
 template <class T>
+__device__ void quantize_row_warp(const T* __restrict__ x, int64_t d, int8_t* __restrict__ q,
+                                  float* __restrict__ scale) {
+  const int lane = threadIdx.x & 31;
+  float mx = 0.0f;
+  for (int64_t i = lane; i < d; i += 32) mx = fmaxf(mx, fabsf(to_f32(x[i])));
+  mx = warp_max(mx);
+  const float s = mx / 127.0f;
+  for (int64_t i = lane; i < d; i += 32)
+    q[i] = s == 0.0f ? int8_t(0) : int8_t(max(-127, min(127, __float2int_rn(to_f32(x[i]) / s))));
+  if (lane == 0) *scale = s;
+}
+
+// One warp per (token, kv head): grid (n, kv_heads), 32 threads.
+template <class T>
+__global__ void kv_write_i8_kernel(const T* __restrict__ k, const T* __restrict__ v,
+                                   const int32_t* __restrict__ slots, int8_t* __restrict__ ck,
+                                   int8_t* __restrict__ cv, float* __restrict__ ck_scale,
+                                   float* __restrict__ cv_scale, int64_t kv_heads,
+                                   int64_t block_size, int64_t head_dim) {
+  const int64_t t = blockIdx.x, h = blockIdx.y, slot = slots[t];
+  const int64_t row = ((slot / block_size) * kv_heads + h) * block_size + slot % block_size;
+  const int64_t src = (t * kv_heads + h) * head_dim;
+  quantize_row_warp(k + src, head_dim, ck + row * head_dim, ck_scale + row);
+  quantize_row_warp(v + src, head_dim, cv + row * head_dim, cv_scale + row);
+}
+
+// T: q and out; C: the cache (T, or int8_t with ks / vs the scales [rows], else null).
+template <class T, class C>
 __global__ void __launch_bounds__(kWarps * 32)
-    paged_attention_kernel(const T* __restrict__ q, int64_t heads, const T* __restrict__ ck,
-                           const T* __restrict__ cv, int64_t kv_heads, int64_t block_size,
+    paged_attention_kernel(const T* __restrict__ q, int64_t heads, const C* __restrict__ ck,
+                           const C* __restrict__ cv, const float* __restrict__ ks,
+                           const float* __restrict__ vs, int64_t kv_heads, int64_t block_size,
                            int64_t d, PagedBatchCuda b, float scale, int64_t window,
                            T* __restrict__ out) {
   __shared__ float sm_m[kWarps], sm_l[kWarps];
@@ -63,22 +101,25 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
   float m = -FLT_MAX, l = 0.0f;
   for (int64_t j = first + warp; j <= pos; j += kWarps) {
-    const int64_t base =
-        ((int64_t(table[j / block_size]) * kv_heads + kvh) * block_size + j % block_size) * d;
+    const int64_t row =
+        (int64_t(table[j / block_size]) * kv_heads + kvh) * block_size + j % block_size;
+    const int64_t base = row * d;
     float s = 0.0f;
 #pragma unroll
     for (int r = 0; r < kMaxPerLane; ++r) {
       const int64_t i = lane + 32 * r;
-      if (i < d) s += qr[r] * to_f32(ck[base + i]);
+      if (i < d) s += qr[r] * cache_f32(ck[base + i]);
     }
     s = warp_sum(s);
+    if (ks != nullptr) s *= ks[row];
     const float m_new = fmaxf(m, s);
     const float corr = __expf(m - m_new), p = __expf(s - m_new);
     l = l * corr + p;
+    const float pv = vs != nullptr ? p * vs[row] : p;  // the value row's weight
 #pragma unroll
     for (int r = 0; r < kMaxPerLane; ++r) {
       const int64_t i = lane + 32 * r;
-      if (i < d) acc[r] = acc[r] * corr + p * to_f32(cv[base + i]);
+      if (i < d) acc[r] = acc[r] * corr + pv * cache_f32(cv[base + i]);
     }
     m = m_new;
   }
@@ -109,11 +150,44 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 // ---- launchers ----
 
-void kv_write_cuda(const void* k, const void* v, const PagedBatchCuda& b, const PagedKvCuda& c,
-                   cudaStream_t stream) {
+namespace {
+
+void check_cache(DType dtype, const PagedKvCuda& c, const char* op) {
+  const bool ok = c.dtype == DType::I8 ? c.k_scale != nullptr && c.v_scale != nullptr
+                                       : c.dtype == dtype;
+  if (!ok)
+    throw std::invalid_argument(std::string(op) + ": " + dtype_name(dtype) + " tensors with a " +
+                                dtype_name(c.dtype) + " cache" +
+                                (c.dtype == DType::I8 ? " without scales" : ""));
+}
+
+template <class T, class C>
+void launch_attention(const void* q, int64_t heads, const PagedKvCuda& c, const PagedBatchCuda& b,
+                      float scale, int64_t window, void* out, cudaStream_t stream) {
+  const dim3 grid(unsigned(b.num_tokens), unsigned(heads));
+  const size_t smem = size_t(kWarps) * size_t(c.head_dim) * sizeof(float);
+  paged_attention_kernel<T, C><<<grid, kWarps * 32, smem, stream>>>(
+      static_cast<const T*>(q), heads, static_cast<const C*>(c.k), static_cast<const C*>(c.v),
+      c.k_scale, c.v_scale, c.kv_heads, c.block_size, c.head_dim, b, scale, window,
+      static_cast<T*>(out));
+}
+
+}  // namespace
+
+void kv_write_cuda(const void* k, const void* v, DType dtype, const PagedBatchCuda& b,
+                   const PagedKvCuda& c, cudaStream_t stream) {
   if (b.num_tokens == 0) return;
-  dispatch_float(c.dtype, "kv_write", [&](auto tag) {
+  check_cache(dtype, c, "kv_write");
+  dispatch_float(dtype, "kv_write", [&](auto tag) {
     using T = decltype(tag);
+    if (c.dtype == DType::I8) {
+      const dim3 grid(unsigned(b.num_tokens), unsigned(c.kv_heads));
+      kv_write_i8_kernel<T><<<grid, 32, 0, stream>>>(
+          static_cast<const T*>(k), static_cast<const T*>(v), b.slot_mapping,
+          static_cast<int8_t*>(c.k), static_cast<int8_t*>(c.v), c.k_scale, c.v_scale,
+          c.kv_heads, c.block_size, c.head_dim);
+      return;
+    }
     kv_write_kernel<T><<<unsigned(b.num_tokens), 256, 0, stream>>>(
         static_cast<const T*>(k), static_cast<const T*>(v), b.slot_mapping, static_cast<T*>(c.k),
         static_cast<T*>(c.v), c.kv_heads, c.block_size, c.head_dim);
@@ -121,7 +195,7 @@ void kv_write_cuda(const void* k, const void* v, const PagedBatchCuda& b, const 
   check_launch("kv_write_kernel");
 }
 
-void paged_attention_cuda(const void* q, int64_t heads, const PagedKvCuda& c,
+void paged_attention_cuda(const void* q, DType dtype, int64_t heads, const PagedKvCuda& c,
                           const PagedBatchCuda& b, float scale, int64_t window, void* out,
                           cudaStream_t stream) {
   if (b.num_tokens == 0) return;
@@ -130,13 +204,13 @@ void paged_attention_cuda(const void* q, int64_t heads, const PagedKvCuda& c,
                                 " > 256 is not supported on CUDA");
   if (c.kv_heads <= 0 || heads % c.kv_heads != 0)
     throw std::invalid_argument("attention: heads not a multiple of kv heads");
-  const dim3 grid(unsigned(b.num_tokens), unsigned(heads));
-  const size_t smem = size_t(kWarps) * size_t(c.head_dim) * sizeof(float);
-  dispatch_float(c.dtype, "attention", [&](auto tag) {
+  check_cache(dtype, c, "attention");
+  dispatch_float(dtype, "attention", [&](auto tag) {
     using T = decltype(tag);
-    paged_attention_kernel<T><<<grid, kWarps * 32, smem, stream>>>(
-        static_cast<const T*>(q), heads, static_cast<const T*>(c.k), static_cast<const T*>(c.v),
-        c.kv_heads, c.block_size, c.head_dim, b, scale, window, static_cast<T*>(out));
+    if (c.dtype == DType::I8)
+      launch_attention<T, int8_t>(q, heads, c, b, scale, window, out, stream);
+    else
+      launch_attention<T, T>(q, heads, c, b, scale, window, out, stream);
   });
   check_launch("paged_attention_kernel");
 }

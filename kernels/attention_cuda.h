@@ -1,5 +1,7 @@
 // CUDA launchers for the paged KV cache: kv_write and attention over it (twins of
-// attention_cpu.cpp). Cache per layer: K, V [num_blocks, kv_heads, block_size, head_dim].
+// attention_cpu.cpp). Cache per layer: K, V [num_blocks, kv_heads, block_size, head_dim] in
+// the compute dtype, or I8 with F32 scales per (token, kv head) (the quantization of
+// kernels/attention.h, bit for bit).
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -12,8 +14,10 @@ namespace tessera {
 struct PagedKvCuda {
   void* k = nullptr;  // [num_blocks, kv_heads, block_size, head_dim]
   void* v = nullptr;
-  DType dtype = DType::F16;
+  DType dtype = DType::F16;  // of k and v: the compute dtype, or I8
   int64_t kv_heads = 0, block_size = 0, head_dim = 0;
+  float* k_scale = nullptr;  // I8 only: [num_blocks, kv_heads, block_size]
+  float* v_scale = nullptr;
 };
 
 // The batch's index arrays on the device (shapes as in Batch).
@@ -25,14 +29,16 @@ struct PagedBatchCuda {
   int64_t num_tokens = 0, num_seqs = 0, max_blocks_per_seq = 0;
 };
 
-// Stores k, v [n, kv_heads, head_dim] (cache.dtype) at their slots.
-void kv_write_cuda(const void* k, const void* v, const PagedBatchCuda& b, const PagedKvCuda& cache,
-                   cudaStream_t stream);
+// Stores k, v [n, kv_heads, head_dim] (dtype: the cache's, or any float dtype for an I8
+// cache, which quantizes them) at their slots.
+void kv_write_cuda(const void* k, const void* v, DType dtype, const PagedBatchCuda& b,
+                   const PagedKvCuda& cache, cudaStream_t stream);
 
 // out [n, heads * head_dim] = causal softmax(q k^T * scale) v per token, q [n, heads, head_dim],
-// all in cache.dtype; fp32 scores and accumulation. window > 0: keys at positions
-// > position - window only. Query head h reads kv head h / (heads / kv_heads).
-void paged_attention_cuda(const void* q, int64_t heads, const PagedKvCuda& cache,
+// q and out in dtype (the cache's, or any float dtype for an I8 cache, dequantized as it is
+// read); fp32 scores and accumulation. window > 0: keys at positions > position - window
+// only. Query head h reads kv head h / (heads / kv_heads).
+void paged_attention_cuda(const void* q, DType dtype, int64_t heads, const PagedKvCuda& cache,
                           const PagedBatchCuda& b, float scale, int64_t window, void* out,
                           cudaStream_t stream);
 

@@ -19,5 +19,8 @@ void block_scores_avx512(const float* q, const float* k, int64_t keys, int64_t d
                          float* scores);
 // acc[0:d] += sum_j p[j] * v[j, 0:d]
 void block_accumulate_avx512(const float* p, const float* v, int64_t keys, int64_t d, float* acc);
+// out[j, 0:d] = q[j, 0:d] * scales[j] for `rows` rows of int8 codes (an int8 KV cache block).
+void dequantize_rows_avx512(const int8_t* q, const float* scales, int64_t rows, int64_t d,
+                            float* out);
 
 }  // namespace tessera

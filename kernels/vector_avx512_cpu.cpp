@@ -98,4 +98,17 @@ void block_accumulate_avx512(const float* p, const float* v, int64_t keys, int64
   }
 }
 
+void dequantize_rows_avx512(const int8_t* q, const float* scales, int64_t rows, int64_t d,
+                            float* out) {
+  for (int64_t j = 0; j < rows; ++j) {
+    const __m512 s = _mm512_set1_ps(scales[j]);
+    for (int64_t i = 0; i < d; i += 16) {
+      const __mmask16 m = d - i >= 16 ? __mmask16(0xffff) : tail_mask(d - i);
+      const __m128i codes = _mm_maskz_loadu_epi8(m, q + j * d + i);
+      const __m512 x = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes));
+      _mm512_mask_storeu_ps(out + j * d + i, m, _mm512_mul_ps(x, s));
+    }
+  }
+}
+
 }  // namespace tessera

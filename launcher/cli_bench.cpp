@@ -260,7 +260,8 @@ int run_bench(const BenchArgs& a) {
           "max_position_embeddings (" + std::to_string(c.max_position_embeddings) + ")");
   const bool single = lm.comm->world().size == 1;
   std::mt19937 rng(42);
-  json j = {{"device", m.backend().name()}, {"repeats", a.repeats}, {"threads", a.model.threads},
+  json j = {{"device", m.backend().name()}, {"weights", a.model.weights},
+            {"repeats", a.repeats}, {"threads", a.model.threads},
             {"decode_tokens", a.gen_tokens}, {"cuda_graphs", m.backend().step_capture()},
             {"flops_counted", kFlopsCounted}, {"prefill", json::array()},
             {"decode", json::array()}};

@@ -6,10 +6,13 @@
 #include <fstream>
 
 #include "launcher/commands.h"
+#include "launcher/cli_parse.h"
 #include "launcher/config_file.h"
 #include "launcher/http_server.h"
 #include "launcher/model_loading.h"
 #include "launcher/openai_routes.h"
+#include "launcher/startup_plan.h"
+#include "parallel/world_comm.h"
 #include "runtime/engine.h"
 #include "runtime/error.h"
 
@@ -19,8 +22,10 @@ namespace {
 struct ServeArgs {
   ModelArgs model;
   std::string host = "127.0.0.1", api_key, served_model_name, tokenizer_dir, kv_cache_memory;
+  std::string max_model_len;  // empty: the model's max; "auto": the longest the plan fits
+  double gpu_memory_utilization = 0.90;
   int port = 8000;
-  int64_t max_num_seqs = 64, max_num_batched_tokens = 2048, max_model_len = 0, block_size = 16;
+  int64_t max_num_seqs = 64, max_num_batched_tokens = 2048, block_size = 16;
   uint64_t seed = 0;
   int http_threads = 2;
   std::string max_body = "8MiB";
@@ -81,14 +86,38 @@ int run_serve(const ServeArgs& a) {
   require(a.max_num_seqs >= 1, "--max-num-seqs must be at least 1");
   require(a.max_num_batched_tokens >= 1, "--max-num-batched-tokens must be at least 1");
   require(a.block_size >= 1 && a.block_size <= 256, "--block-size must be in [1, 256]");
-  LoadedModel lm = load_model(a.model);
+  require(a.gpu_memory_utilization > 0 && a.gpu_memory_utilization <= 1,
+          "--gpu-memory-utilization must be in (0, 1]");
+  StartupPlanInputs in;
+  in.max_model_len_auto = a.max_model_len == "auto";
+  if (!a.max_model_len.empty() && !in.max_model_len_auto) {
+    const auto v = parse_integer(a.max_model_len);
+    require(v && *v >= 1, "--max-model-len must be a positive integer or auto (got \"" +
+                              a.max_model_len + "\")");
+    in.max_model_len = *v;
+  }
+  in.gpu_memory_utilization = a.gpu_memory_utilization;
+  in.max_num_seqs = a.max_num_seqs;
+  in.max_num_batched_tokens = a.max_num_batched_tokens;
+  in.block_size = a.block_size;
+  ModelArgs margs = a.model;
+  const World w = make_world_comm()->world();
+  const StartupPlan sp = plan_startup(margs, in, w.size, w.local_rank, w.is_root());
+  LoadedModel lm = load_model(margs);
   Model& model = *lm.model;
   const ModelConfig& cfg = model.config();
-  const int64_t max_len = a.max_model_len > 0 ? a.max_model_len : cfg.max_position_embeddings;
+  const int64_t max_len = in.max_model_len_auto ? sp.plan.max_model_len
+                          : in.max_model_len > 0 ? in.max_model_len
+                                                 : cfg.max_position_embeddings;
   require(max_len <= cfg.max_position_embeddings,
           "--max-model-len " + std::to_string(max_len) + " exceeds the model's "
           "max_position_embeddings (" + std::to_string(cfg.max_position_embeddings) + ")");
-  int64_t num_blocks = lm.comm->world().is_root() ? plan_kv_blocks(a, model, max_len) : 0;
+  // On a GPU the plan's blocks are the cache (unless a budget is given); on the CPU the
+  // budget is --kv-cache-memory or its default.
+  const bool from_plan = sp.on_gpu && a.kv_cache_memory.empty();
+  int64_t num_blocks = 0;
+  if (lm.comm->world().is_root())
+    num_blocks = from_plan ? sp.plan.kv_blocks : plan_kv_blocks(a, model, max_len);
   lm.comm->broadcast(&num_blocks, sizeof num_blocks, 0);
   if (!lm.comm->world().is_root()) {
     run_worker_loop(model, num_blocks, a.block_size, *lm.comm);
@@ -122,6 +151,9 @@ int run_serve(const ServeArgs& a) {
   ec.max_model_len = max_len;
   ec.seed = a.seed;
   Engine engine(model, ec, lm.comm.get());
+  if (from_plan)  // the KV cache is allocated now: the plan against what the device says
+    report_plan_vs_device(sp, margs, w.rank, w.local_rank,
+                          num_blocks * model.kv_shape(1, a.block_size).bytes_per_block());
 
   HttpServerOptions ho;
   ho.host = a.host;
@@ -165,7 +197,10 @@ CommandRunner register_serve(CLI::App& app) {
   cmd->add_option("--max-num-batched-tokens", a->max_num_batched_tokens,
                   "Tokens per step; longer prompts are prefilled in chunks (default 2048)");
   cmd->add_option("--max-model-len", a->max_model_len,
-                  "Prompt + output tokens per request (default: max_position_embeddings)");
+                  "Prompt + output tokens per request (default: max_position_embeddings; "
+                  "auto: the longest the memory plan fits)");
+  cmd->add_option("--gpu-memory-utilization", a->gpu_memory_utilization,
+                  "GPU: fraction of the card's memory the plan may use (default 0.90)");
   cmd->add_option("--block-size", a->block_size, "Tokens per KV block (default 16)");
   cmd->add_option("--seed", a->seed, "Seed of requests that give none");
   cmd->add_option("--http-threads", a->http_threads, "HTTP I/O threads (default 2)");

@@ -14,5 +14,6 @@ CommandRunner register_tokenize(CLI::App& app);
 CommandRunner register_serve(CLI::App& app);
 CommandRunner register_launch(CLI::App& app);
 CommandRunner register_plan(CLI::App& app);
+CommandRunner register_perplexity(CLI::App& app);
 
 }  // namespace tessera

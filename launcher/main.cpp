@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   runners["serve"] = tessera::register_serve(app);
   runners["launch"] = tessera::register_launch(app);
   runners["plan"] = tessera::register_plan(app);
+  runners["perplexity"] = tessera::register_perplexity(app);
   std::vector<std::string> args(argv, argv + argc);
   try {
     args = tessera::expand_config(app, args);  // --config FILE: the preset's options

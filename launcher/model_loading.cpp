@@ -9,6 +9,7 @@
 #include "parallel/device_comm.h"
 #include "parallel/world_comm.h"
 #include "runtime/error.h"
+#include "runtime/quant.h"
 #include "runtime/weights.h"
 #ifdef TESSERA_HAVE_CUDA
 #include "runtime/cuda_probe.h"
@@ -44,12 +45,22 @@ void add_model_options(CLI::App* cmd, ModelArgs& a) {
       ->check(CLI::IsMember({"exact", "fast"}));
   cmd->add_flag("!--no-cuda-graphs", a.cuda_graphs,
                 "CUDA: run decode steps without CUDA graphs (also TESSERA_CUDA_GRAPHS=0)");
+  cmd->add_option("--weights", a.weights,
+                  "q/k/v/o/gate/up/down weights: stored (the checkpoint's dtype) | int8 "
+                  "(per-row RTN) | int4 (group-128 asymmetric RTN), quantized at load | auto "
+                  "(serve: the least lossy that the memory plan fits)")
+      ->check(CLI::IsMember({"stored", "int8", "int4", "auto"}));
   cmd->add_option("--tp", a.tp, "Tensor-parallel size: must equal the number of MPI ranks")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--comm", a.comm,
                   "Collectives between ranks: auto (NCCL when each GPU rank has its own GPU, "
                   "else MPI) | nccl | mpi (host-staged on GPUs)")
       ->check(CLI::IsMember({"auto", "nccl", "mpi"}));
+  cmd->add_option("--kv-cache", a.kv_cache,
+                  "KV cache dtype: auto (fp32 on the CPU, the compute dtype on CUDA) | fp32 | "
+                  "fp16 | bf16 | int8 (per-token, per-head scales). The CPU takes fp32 or "
+                  "int8; CUDA the compute dtype (--dtype) or int8")
+      ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16", "int8"}));
 }
 
 static DType parse_dtype(const std::string& s, DType fallback) {
@@ -57,6 +68,22 @@ static DType parse_dtype(const std::string& s, DType fallback) {
   if (s == "float16" || s == "fp16") return DType::F16;
   if (s == "float32" || s == "fp32") return DType::F32;
   return fallback;
+}
+
+// The KV cache dtype --kv-cache asks for, if this backend's kernels read it: the CPU's F32
+// or I8, CUDA's compute dtype or I8 (q and the cache share one dtype in its attention).
+static DType kv_cache_dtype(const std::string& s, const Backend& b) {
+  const bool cpu = b.device() == Device::CPU;
+  const DType plain = cpu ? DType::F32 : b.compute_dtype();
+  if (s == "auto") return plain;
+  if (s == "int8") return DType::I8;
+  const char* name = plain == DType::F32 ? "fp32" : plain == DType::F16 ? "fp16" : "bf16";
+  require(parse_dtype(s, plain) == plain,
+          "--kv-cache " + s + " is not supported " +
+              (cpu ? std::string("on the CPU: use fp32 (auto) or int8")
+                   : "with compute dtype " + std::string(name) + ": use " + name +
+                         " (auto) or int8, or --dtype to match"));
+  return plain;
 }
 
 // The backend --device asks for. auto: a GPU when probe_cuda() sees one, else the CPU with a
@@ -129,13 +156,18 @@ LoadedModel load_model(const ModelArgs& a) {
     std::fprintf(stderr, "tensor parallel: %d ranks, collectives over %s\n",
                  lm.comm->world().size, chosen.c_str());
   if (!a.cuda_graphs) lm.backend->set_step_capture(false);
+  const DType kv_dtype = kv_cache_dtype(a.kv_cache, *lm.backend);  // before the slow part
   const int world = lm.comm->world().size;
   require(a.tp == 0 || a.tp == world,
           "--tp " + std::to_string(a.tp) + " but " + std::to_string(world) +
               " rank(s) were started: run `mpirun -np " + std::to_string(a.tp) +
               " tessera ...` (one rank per GPU)");
-  ModelWeights w = load_model_weights(*src, cfg, *lm.backend, lm.comm->world());
+  require(a.weights != "auto", "--weights auto is decided by the memory plan of `tessera "
+                               "serve`; here give stored, int8 or int4");
+  ModelWeights w = load_model_weights(*src, cfg, *lm.backend, lm.comm->world(),
+                                      parse_weight_format(a.weights));
   lm.model = std::make_unique<Model>(cfg, std::move(w), *lm.backend, *lm.comm);
+  lm.model->set_kv_dtype(kv_dtype);
   lm.load_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return lm;

@@ -15,14 +15,27 @@
 
 namespace tessera {
 
-// A linear layer's weight as the backend stores it. Dense kinds keep the checkpoint's
-// dtype (F32/F16/BF16); quantized kinds add their scales here later.
+// How a linear weight is stored (runtime/quant.h makes the quantized ones, w' = dequantized):
+// Dense: the checkpoint's dtype (F32/F16/BF16), [out, in].
+// Int8:  I8 [out, in] + F32 scales [out]; w' = q * s (per output row, symmetric).
+// Int4:  U8 [out, in / 2], two per byte: element 2j in the low nibble of byte j, 2j + 1 in
+//        the high nibble; F32 scales and I8 zero points [out, ceil(in / group_size)];
+//        w' = (q - z) * s, group g covering inputs [g * group_size, (g + 1) * group_size).
+enum class WeightFormat : uint8_t { Dense, Int8, Int4 };
+
+// A linear layer's weight as the backend stores it.
 struct LinearWeight {
-  Tensor weight;  // [out_features_local, in_features_local]
+  Tensor weight;  // [out_features_local, in_features_local] (Int4: [out, in / 2] packed)
   Tensor bias;    // F32 [out_features_local], or empty
+  Tensor scales;  // F32: Int8 [out]; Int4 [out, groups]; empty when Dense
+  Tensor zeros;   // I8 [out, groups] (Int4 only)
+  WeightFormat format = WeightFormat::Dense;
+  int64_t group_size = 0;    // Int4: inputs per scale (128)
   bool partial_sum = false;  // row-split under tensor parallel: output must be all-reduced
   int64_t out_features() const { return weight.dim(0); }
-  int64_t in_features() const { return weight.dim(1); }
+  int64_t in_features() const {
+    return format == WeightFormat::Int4 ? 2 * weight.dim(1) : weight.dim(1);
+  }
 };
 
 // The batch's index arrays where the backend's kernels can read them. block_tables may be
@@ -77,6 +90,16 @@ class Backend {
   virtual Tensor alloc(DType dtype, std::initializer_list<int64_t> dims) = 0;
   // Makes a host tensor usable by this backend (CPU: shares it; CUDA: copies).
   virtual Tensor upload(const Tensor& host) = 0;
+  // Makes a host linear weight usable by this backend: dense weights through upload() (CUDA
+  // converts them to the compute dtype), quantized ones byte for byte.
+  virtual LinearWeight upload_linear(const LinearWeight& host) {
+    LinearWeight w = host;
+    w.weight = upload(host.weight);
+    if (!host.bias.empty()) w.bias = upload(host.bias);
+    if (!host.scales.empty()) w.scales = upload(host.scales);
+    if (!host.zeros.empty()) w.zeros = upload(host.zeros);
+    return w;
+  }
   // Copies a backend tensor into host memory of src.nbytes() bytes.
   virtual void download(const Tensor& src, void* host_dst) = 0;
   // Copies dst.nbytes() bytes of host memory into an existing backend tensor (the host-staged
@@ -121,7 +144,8 @@ class Backend {
   // residual += delta; out = rmsnorm(residual) * weight. residual F32, delta compute dtype.
   virtual void add_rmsnorm(Tensor& residual, const Tensor& delta, const Tensor& weight,
                            float eps, Tensor& out) = 0;
-  // out[M, N] = x[M, K] @ w.weight[N, K]^T (+ bias). out may be F32 or the compute dtype.
+  // out[M, N] = x[M, K] @ w'[N, K]^T (+ bias), w' the weight as stored or dequantized (any
+  // WeightFormat). out may be F32 or the compute dtype.
   virtual void linear(const Tensor& x, const LinearWeight& w, Tensor& out) = 0;
   // In place: rotates q [n, heads, head_dim] and k [n, kv_heads, head_dim] by positions.
   virtual void rope(Tensor& q, Tensor& k, const RopeTable& table, const BatchTensors& b) = 0;

@@ -1,5 +1,5 @@
-// The CPU backend: F32 activations and KV cache, weights read in place in their stored
-// dtype. Each op checks shapes and calls its kernel in kernels/*_cpu.cpp.
+// The CPU backend: F32 activations, an F32 or I8 KV cache, weights read in place in their
+// stored dtype. Each op checks shapes and calls its kernel in kernels/*_cpu.cpp.
 #include <omp.h>
 
 #include <cstring>
@@ -12,6 +12,7 @@
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "runtime/backend.h"
+#include "runtime/quant.h"
 
 namespace tessera {
 namespace {
@@ -25,8 +26,12 @@ void expect_f32(const Tensor& t, const char* op) {
 }
 
 PagedKv paged(const KvLayer& l, int64_t block_size) {
-  expect_f32(l.k, "kv cache");
-  return PagedKv{l.k.ptr<float>(), l.v.ptr<float>(), l.k.dim(1), block_size, l.k.dim(3)};
+  expect(l.k.dtype == DType::F32 || l.k.dtype == DType::I8, "kv cache",
+         std::string("expected F32 or I8, got ") + dtype_name(l.k.dtype));
+  PagedKv c{l.k.data, l.v.data, l.k.dim(1), block_size, l.k.dim(3), l.k.dtype};
+  c.k_scale = l.k_scale.ptr<float>();  // null unless I8
+  c.v_scale = l.v_scale.ptr<float>();
+  return c;
 }
 
 Tensor i32_view(const std::vector<int32_t>& v) {
@@ -103,6 +108,8 @@ class CpuBackend final : public Backend {
            "x " + x.shape_str() + " vs weight " + w.weight.shape_str());
     expect(out.dim(0) == M && out.row_size() == N, "linear", "out " + out.shape_str());
     const float* bias = w.bias.empty() ? nullptr : w.bias.ptr<float>();
+    if (w.format != WeightFormat::Dense)  // F32 x in both precisions: the weight is the loss
+      return quant_matmul_cpu(x.ptr<float>(), M, quant_matrix(w), bias, out.ptr<float>());
     if (precision_ == CpuPrecision::Fast)
       matmul_cpu_bf16_activations(x.ptr<float>(), M, K, w.weight.data, w.weight.dtype, N, bias,
                                   out.ptr<float>());

@@ -18,12 +18,14 @@
 #include "kernels/cuda_util.cuh"
 #include "kernels/embedding_cuda.h"
 #include "kernels/matmul_cuda.h"
+#include "kernels/quant_matmul_cuda.h"
 #include "kernels/rmsnorm_cuda.h"
 #include "kernels/rope_cuda.h"
 #include "runtime/backend.h"
 #include "runtime/backend_cuda.h"
 #include "runtime/cuda_step_graphs.h"
 #include "runtime/error.h"
+#include "runtime/quant.h"
 
 namespace tessera {
 namespace {
@@ -121,6 +123,25 @@ class CudaBackend final : public Backend {
     return out;
   }
 
+  // Quantized weights are copied byte for byte (no dtype conversion); the dequantization
+  // scratch grows to the largest quantized layer's need (at load, before any step).
+  LinearWeight upload_linear(const LinearWeight& host) override {
+    if (host.format == WeightFormat::Dense) return Backend::upload_linear(host);
+    LinearWeight w = host;
+    w.weight = cuda_copy_to_device(host.weight);
+    w.scales = cuda_copy_to_device(host.scales);
+    if (!host.zeros.empty()) w.zeros = cuda_copy_to_device(host.zeros);
+    if (!host.bias.empty()) w.bias = upload(host.bias);
+    const size_t need = quant_scratch_bytes(quant_matrix(w), compute_);
+    if (need > scratch_bytes_) {
+      check(cudaStreamSynchronize(stream_), "scratch realloc");
+      graphs_.clear();
+      scratch_ = cuda_device_alloc(need, "the dequantization scratch");
+      scratch_bytes_ = need;
+    }
+    return w;
+  }
+
   void download(const Tensor& src, void* host_dst) override {
     expect_cuda(src, "download");
     check(cudaMemcpyAsync(host_dst, src.data, src.nbytes(), cudaMemcpyDeviceToHost, stream_),
@@ -204,8 +225,12 @@ class CudaBackend final : public Backend {
            "x " + x.shape_str() + " vs weight " + w.weight.shape_str());
     expect(out.dim(0) == M && out.row_size() == N, "linear", "out " + out.shape_str());
     expect(w.bias.empty() || w.bias.dtype == DType::F32, "linear", "bias must be F32");
-    linear_cuda(cublas_, x.data, x.dtype, M, K, w.weight.data, w.weight.dtype, N,
-                w.bias.empty() ? nullptr : w.bias.ptr<float>(), out.data, out.dtype, stream_);
+    const float* bias = w.bias.empty() ? nullptr : w.bias.ptr<float>();
+    if (w.format != WeightFormat::Dense)
+      return quant_linear_cuda(cublas_, x.data, x.dtype, M, quant_matrix(w), bias, out.data,
+                               out.dtype, scratch_.get(), scratch_bytes_, stream_);
+    linear_cuda(cublas_, x.data, x.dtype, M, K, w.weight.data, w.weight.dtype, N, bias,
+                out.data, out.dtype, stream_);
   }
 
   void rope(Tensor& q, Tensor& k, const RopeTable& table, const BatchTensors& b) override {
@@ -220,21 +245,21 @@ class CudaBackend final : public Backend {
 
   void kv_write(const Tensor& k, const Tensor& v, KvLayer& cache, int64_t block_size,
                 const BatchTensors& b) override {
-    expect_dtype(k, cache.k.dtype, "kv_write");
-    expect_dtype(v, cache.v.dtype, "kv_write");
+    expect_dtype(k, io_dtype(cache), "kv_write");
+    expect_dtype(v, io_dtype(cache), "kv_write");
     expect(k.row_size() == cache.k.dim(1) * cache.k.dim(3), "kv_write",
            "k " + k.shape_str() + " vs cache " + cache.k.shape_str());
-    kv_write_cuda(k.data, v.data, paged_batch(b), paged(cache, block_size), stream_);
+    kv_write_cuda(k.data, v.data, k.dtype, paged_batch(b), paged(cache, block_size), stream_);
   }
 
   void attention(const Tensor& q, const KvLayer& cache, int64_t block_size,
                  const AttentionParams& p, const BatchTensors& b, Tensor& out) override {
-    expect_dtype(q, cache.k.dtype, "attention");
-    expect_dtype(out, cache.k.dtype, "attention");
+    expect_dtype(q, io_dtype(cache), "attention");
+    expect_dtype(out, io_dtype(cache), "attention");
     expect(cache.k.dim(1) == p.num_kv_heads && cache.k.dim(3) == p.head_dim, "attention",
            "cache shape " + cache.k.shape_str());
-    paged_attention_cuda(q.data, p.num_heads, paged(cache, block_size), paged_batch(b), p.scale,
-                         p.sliding_window, out.data, stream_);
+    paged_attention_cuda(q.data, q.dtype, p.num_heads, paged(cache, block_size), paged_batch(b),
+                         p.scale, p.sliding_window, out.data, stream_);
   }
 
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
@@ -269,8 +294,11 @@ class CudaBackend final : public Backend {
   }
   static PagedKvCuda paged(const KvLayer& l, int64_t block_size) {
     expect_cuda(l.k, "kv cache");
-    return PagedKvCuda{l.k.data, l.v.data, l.k.dtype, l.k.dim(1), block_size, l.k.dim(3)};
+    return PagedKvCuda{l.k.data, l.v.data, l.k.dtype, l.k.dim(1), block_size, l.k.dim(3),
+                       l.k_scale.ptr<float>(), l.v_scale.ptr<float>()};  // scales: I8 only
   }
+  // The dtype of k, v, q and out next to this cache: an I8 cache's is the compute dtype.
+  DType io_dtype(const KvLayer& l) const { return l.k.dtype == DType::I8 ? compute_ : l.k.dtype; }
   static PagedBatchCuda paged_batch(const BatchTensors& b) {
     PagedBatchCuda p;
     p.positions = b.positions.ptr<int32_t>();
@@ -291,6 +319,8 @@ class CudaBackend final : public Backend {
   cudaEvent_t staged_ = nullptr;  // the last batch upload has left the staging buffer
   cublasHandle_t cublas_ = nullptr;
   std::shared_ptr<void> workspace_;
+  std::shared_ptr<void> scratch_;  // dequantized weight rows for prefill (quant_linear_cuda)
+  size_t scratch_bytes_ = 0;
   std::shared_ptr<void> staging_, batch_dev_;  // pinned host / device copies of batch arrays
   size_t batch_capacity_ = 0;
   bool capture_;

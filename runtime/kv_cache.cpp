@@ -8,7 +8,8 @@
 namespace tessera {
 
 int64_t KvCacheShape::bytes_per_block() const {
-  return 2 * num_layers * kv_heads * block_size * head_dim * int64_t(dtype_size(dtype));
+  const int64_t scale = dtype == DType::I8 ? int64_t(sizeof(float)) : 0;  // per row
+  return 2 * num_layers * kv_heads * block_size * (head_dim * int64_t(dtype_size(dtype)) + scale);
 }
 
 KvCache::KvCache(Backend& backend, const KvCacheShape& shape) : shape_(shape) {
@@ -19,6 +20,10 @@ KvCache::KvCache(Backend& backend, const KvCacheShape& shape) : shape_(shape) {
                                       shape.head_dim});
     l.v = backend.alloc(shape.dtype, {shape.num_blocks, shape.kv_heads, shape.block_size,
                                       shape.head_dim});
+    if (shape.dtype == DType::I8) {
+      l.k_scale = backend.alloc(DType::F32, {shape.num_blocks, shape.kv_heads, shape.block_size});
+      l.v_scale = backend.alloc(DType::F32, {shape.num_blocks, shape.kv_heads, shape.block_size});
+    }
     layers_.push_back(std::move(l));
   }
 }

@@ -1,5 +1,6 @@
 // Paged KV cache: per layer K and V as [num_blocks, kv_heads_local, block_size, head_dim],
-// and a free-list allocator of block ids. Same layout on every backend.
+// and a free-list allocator of block ids. Same layout on every backend. An I8 cache adds one
+// F32 scale per (token, kv head) for K and for V (quantization: kernels/attention.h).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -13,6 +14,8 @@ class Backend;
 struct KvLayer {
   Tensor k;  // [num_blocks, kv_heads_local, block_size, head_dim]
   Tensor v;  // [num_blocks, kv_heads_local, block_size, head_dim]
+  Tensor k_scale{};  // I8 cache only: F32 [num_blocks, kv_heads_local, block_size]
+  Tensor v_scale{};  // I8 cache only: F32 [num_blocks, kv_heads_local, block_size]
 };
 
 struct KvCacheShape {
@@ -21,9 +24,9 @@ struct KvCacheShape {
   int64_t kv_heads = 0;  // this rank's kv heads
   int64_t block_size = 16;
   int64_t head_dim = 0;
-  DType dtype = DType::F32;
+  DType dtype = DType::F32;  // F32 / F16 / BF16, or I8 (+ the F32 scales)
 
-  int64_t bytes_per_block() const;  // all layers, K and V
+  int64_t bytes_per_block() const;  // all layers, K and V (and their scales)
 };
 
 class KvCache {

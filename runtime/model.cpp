@@ -28,6 +28,11 @@ struct FlagScope {
   ~FlagScope() { flag = false; }
 };
 
+// The float KV cache dtype the backend's kernels read: F32 on the CPU, else the compute dtype.
+DType plain_kv_dtype(const Backend& b) {
+  return b.device() == Device::CPU ? DType::F32 : b.compute_dtype();
+}
+
 }  // namespace
 
 Model::Model(const ModelConfig& cfg, ModelWeights weights, Backend& backend, Comm& comm)
@@ -47,6 +52,15 @@ Model::Model(const ModelConfig& cfg, ModelWeights weights, Backend& backend, Com
   attn_.head_dim = cfg_.head_dim;
   attn_.scale = float(1.0 / std::sqrt(double(cfg_.head_dim)));
   attn_.sliding_window = cfg_.sliding_window;
+  kv_dtype_ = plain_kv_dtype(backend_);
+}
+
+void Model::set_kv_dtype(DType dtype) {
+  const DType plain = plain_kv_dtype(backend_);
+  if (dtype != plain && dtype != DType::I8)
+    throw std::invalid_argument(std::string("KV cache dtype ") + dtype_name(dtype) + " on " +
+                                backend_.name() + ": only " + dtype_name(plain) + " or I8");
+  kv_dtype_ = dtype;
 }
 
 KvCacheShape Model::kv_shape(int64_t num_blocks, int64_t block_size) const {
@@ -56,7 +70,7 @@ KvCacheShape Model::kv_shape(int64_t num_blocks, int64_t block_size) const {
   s.kv_heads = kv_heads_local_;
   s.block_size = block_size;
   s.head_dim = cfg_.head_dim;
-  s.dtype = backend_.device() == Device::CPU ? DType::F32 : backend_.compute_dtype();
+  s.dtype = kv_dtype_;
   return s;
 }
 
@@ -150,8 +164,9 @@ StepKey Model::step_key(const Batch& batch, KvCache& kv) const {
   key.words = {int64_t(generation_), batch.num_tokens(), batch.num_seqs(), batch.num_logits(),
                ks.block_size,       ks.num_blocks,      int64_t(ks.dtype)};
   for (int64_t l = 0; l < ks.num_layers; ++l) {
-    key.words.push_back(int64_t(reinterpret_cast<uintptr_t>(kv.layer(l).k.data)));
-    key.words.push_back(int64_t(reinterpret_cast<uintptr_t>(kv.layer(l).v.data)));
+    const KvLayer& layer = kv.layer(l);
+    for (const Tensor* t : {&layer.k, &layer.v, &layer.k_scale, &layer.v_scale})
+      key.words.push_back(int64_t(reinterpret_cast<uintptr_t>(t->data)));  // scales: I8 only
   }
   return key;
 }

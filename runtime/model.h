@@ -22,6 +22,10 @@ class Model {
   Backend& backend() { return backend_; }
   // The KV cache shape this rank needs for `num_blocks` blocks.
   KvCacheShape kv_shape(int64_t num_blocks, int64_t block_size) const;
+  // The KV cache's dtype in kv_shape(): by default F32 on the CPU and the compute dtype on a
+  // GPU; I8 (per-token, per-head scales) on request. std::invalid_argument for any other.
+  void set_kv_dtype(DType dtype);
+  DType kv_dtype() const { return kv_dtype_; }
 
   // Runs the batch and returns F32 logits [batch.num_logits(), vocab_size] on the host.
   // Token ids must be inside the vocabulary (checked); K/V of the batch's tokens are written
@@ -57,6 +61,7 @@ class Model {
   int64_t heads_local_, kv_heads_local_, inter_local_;
   RopeTable rope_;
   AttentionParams attn_;
+  DType kv_dtype_;
   std::map<Slot, Tensor> workspace_;
   uint64_t generation_;    // process-unique; renewed whenever a workspace buffer is reallocated
   bool in_step_ = false;   // inside device_step: workspace_ must not grow

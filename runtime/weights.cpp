@@ -3,6 +3,7 @@
 #include "kernels/embedding.h"
 #include "parallel/shard_rules.h"
 #include "runtime/error.h"
+#include "runtime/quant.h"
 
 namespace tessera {
 namespace {
@@ -18,6 +19,7 @@ struct Loader {
   const ModelConfig& cfg;
   Backend& backend;
   const World& world;
+  WeightFormat format;  // of the *_proj weights
   uint64_t bytes = 0;
 
   // This rank's part of `name`, checked against the full shape the config implies.
@@ -41,12 +43,17 @@ struct Loader {
     require(host.dtype == DType::F32 || host.dtype == DType::F16 || host.dtype == DType::BF16,
             src.describe(name) + " has dtype " + dtype_name(host.dtype) +
                 ", expected F32, F16 or BF16");
+    return host;
+  }
+
+  Tensor take_counted(const std::string& name, const std::vector<int64_t>& expected) {
+    Tensor host = take(name, expected);
     bytes += host.nbytes();
     return host;
   }
 
   Tensor take_f32(const std::string& name, const std::vector<int64_t>& expected) {
-    Tensor t = take(name, expected);
+    Tensor t = take_counted(name, expected);
     if (t.dtype != DType::F32) {
       Tensor f = host_tensor(DType::F32, {t.numel()});
       convert_to_f32(t.data, t.dtype, t.numel(), f.ptr<float>());
@@ -55,9 +62,12 @@ struct Loader {
     return backend.upload(t);
   }
 
+  // A *_proj layer: quantized to `format` (this rank's slice; runtime/quant.h) or as stored.
   LinearWeight linear(const std::string& prefix, int64_t out_f, int64_t in_f, bool bias) {
-    LinearWeight lw;
-    lw.weight = backend.upload(take(prefix + ".weight", {out_f, in_f}));
+    const std::string name = prefix + ".weight";
+    LinearWeight host = quantize_weight(take(name, {out_f, in_f}), format, src.describe(name));
+    bytes += linear_weight_bytes(host);
+    LinearWeight lw = backend.upload_linear(host);
     lw.partial_sum = shard_rule_for(prefix).kind == SplitKind::Row && world.size > 1;
     if (bias) {
       // A row-split layer's bias must be added once: only rank 0 holds it.
@@ -71,9 +81,9 @@ struct Loader {
 }  // namespace
 
 ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backend& backend,
-                                const World& world) {
+                                const World& world, WeightFormat proj_format) {
   check_tp_compatible(cfg, world.size);
-  Loader ld{src, cfg, backend, world};
+  Loader ld{src, cfg, backend, world, proj_format};
   ModelWeights w;
   const int64_t H = cfg.hidden_size, I = cfg.intermediate_size, V = cfg.vocab_size;
   const LocalDims local = local_dims(cfg, world);
@@ -83,7 +93,7 @@ ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backe
   // Tied checkpoints may store only one of the two tables (TinyStories-656K keeps lm_head).
   if (cfg.tie_word_embeddings && !src.has(embed_name) && src.has("lm_head.weight"))
     embed_name = "lm_head.weight";
-  w.embed = backend.upload(ld.take(embed_name, {V, H}));
+  w.embed = backend.upload(ld.take_counted(embed_name, {V, H}));
 
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
@@ -103,7 +113,7 @@ ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backe
   if (cfg.tie_word_embeddings) {
     w.lm_head.weight = w.embed;
   } else {
-    w.lm_head.weight = backend.upload(ld.take("lm_head.weight", {V, H}));
+    w.lm_head.weight = backend.upload(ld.take_counted("lm_head.weight", {V, H}));
   }
   w.bytes = ld.bytes;
   return w;

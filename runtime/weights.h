@@ -1,6 +1,7 @@
 // ModelWeights: one rank's share of a model's parameters, on the backend, loaded from a
 // TensorSource (a Hugging Face checkpoint, or random weights of the real shapes) through the
-// shard rules. Linear weights keep the stored dtype; norms and biases become F32.
+// shard rules. Linear weights keep the stored dtype or are quantized at load (--weights);
+// norms and biases become F32.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -28,7 +29,8 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
   Tensor final_norm;                 // F32 [hidden]
   LinearWeight lm_head;              // [vocab_local, hidden] (tied: the embedding table)
-  uint64_t bytes = 0;                // weight bytes held by this rank
+  uint64_t bytes = 0;                // weight bytes held by this rank (quantized: packed
+                                     // weights + scales + zeros)
 };
 
 // Where tensors come from. Names are Hugging Face's.
@@ -51,9 +53,12 @@ std::unique_ptr<TensorSource> open_checkpoint_source(const std::string& model_di
 std::unique_ptr<TensorSource> make_dummy_source(const ModelConfig& cfg, DType dtype,
                                                 uint64_t seed);
 
-// Loads this rank's shard. Throws UserError naming the tensor on a missing tensor, a shape
+// Loads this rank's shard, the *_proj weights (q, k, v, o, gate, up, down) as stored or
+// quantized to `proj_format` (each rank quantizes its own slice; runtime/quant.h); embeddings
+// and lm_head stay as stored. Throws UserError naming the tensor on a missing tensor, a shape
 // or a dtype mismatch.
 ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backend& backend,
-                                const World& world);
+                                const World& world,
+                                WeightFormat proj_format = WeightFormat::Dense);
 
 }  // namespace tessera

@@ -1,12 +1,16 @@
 // The attention-side CUDA ops against their CPU twins: rope, kv_write and paged attention
 // (prefill, decode, several sequences at once, GQA ratios 1/4/7, head_dim 64/80/128,
-// contexts 1/17/1000, sliding window). Suite CudaOps, with cuda_ops_test.cpp.
+// contexts 1/17/1000, sliding window), and both with an int8 cache (kv_write_int8: the same
+// bytes and scales as the CPU; attention_int8: the CPU's attention over the same int8 cache).
+// Suite CudaOps, with cuda_ops_test.cpp.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <sstream>
+#include <tuple>
+#include <utility>
 
 #include "runtime/backend_cuda.h"
 #include "tests/cuda_test_util.h"
@@ -45,6 +49,29 @@ Batch paged_batch(const std::vector<int64_t>& ctx, const std::vector<int64_t>& f
     b.context_lens.push_back(int32_t(ctx[s]));
   }
   return b;
+}
+
+// An I8 cache layer on the host and its byte-for-byte copy on the GPU: random integers in
+// [-127, 127] and scales in [0.005, 0.03] (dequantized values up to ~3.8).
+std::pair<KvLayer, KvLayer> int8_caches(int64_t nb, int64_t kvh, int64_t d, std::mt19937& rng) {
+  KvLayer c{host_tensor(DType::I8, {nb, kvh, kBlock, d}),
+            host_tensor(DType::I8, {nb, kvh, kBlock, d}),
+            host_tensor(DType::F32, {nb, kvh, kBlock}), host_tensor(DType::F32, {nb, kvh, kBlock})};
+  std::uniform_int_distribution<int> qd(-127, 127);
+  std::uniform_real_distribution<float> sd(0.005f, 0.03f);
+  for (const Tensor* t : {&c.k, &c.v})
+    for (int64_t i = 0; i < t->numel(); ++i) t->ptr<int8_t>()[i] = int8_t(qd(rng));
+  for (const Tensor* t : {&c.k_scale, &c.v_scale})
+    for (int64_t i = 0; i < t->numel(); ++i) t->ptr<float>()[i] = sd(rng);
+  KvLayer g{cuda_copy_to_device(c.k), cuda_copy_to_device(c.v), cuda_copy_to_device(c.k_scale),
+            cuda_copy_to_device(c.v_scale)};
+  return {c, g};
+}
+
+std::vector<uint8_t> bytes_of(Backend& b, const Tensor& t) {
+  std::vector<uint8_t> raw(t.nbytes());
+  b.download(t, raw.data());
+  return raw;
 }
 
 TESSERA_CUDA_OP_TEST(rope) {
@@ -101,9 +128,35 @@ TESSERA_CUDA_OP_TEST(kv_write) {
   }
 }
 
-// One scenario: sequences with contexts ctx (fresh[s] new tokens each) over a random cache.
+TESSERA_CUDA_OP_TEST(kv_write_int8) {
+  std::mt19937 rng(14);
+  Backend &cpu = cpu_backend(), &gpu = gpu_backend(dt);
+  for (const Heads& hd : kHeads) {
+    for (int64_t n : {1, 17, 1000}) {
+      const int64_t nb = n / kBlock + 4, kvh = hd.kv_heads, d = hd.head_dim;
+      const Batch b = paged_batch({n + 3}, {n}, nb, rng);  // 3 cached tokens, n new
+      auto [cc, gc] = int8_caches(nb, kvh, d, rng);
+      auto k = round_to(random_values(size_t(n * kvh * d), rng, -3.0f, 3.0f), dt);
+      auto v = round_to(random_values(size_t(n * kvh * d), rng), dt);
+      std::fill_n(k.begin(), d, 0.0f);  // token 0's kv head 0: an all-zero row (s = 0)
+      cpu.kv_write(host_from(k, DType::F32, {n, kvh, d}), host_from(v, DType::F32, {n, kvh, d}),
+                   cc, kBlock, cpu.upload_batch(b));
+      gpu.kv_write(gpu_from(k, dt, {n, kvh, d}), gpu_from(v, dt, {n, kvh, d}), gc, kBlock,
+                   gpu.upload_batch(b));
+      // The same float operations on the same values: identical bytes, untouched rows too.
+      EXPECT_EQ(bytes_of(gpu, gc.k), bytes_of(cpu, cc.k)) << "n " << n;
+      EXPECT_EQ(bytes_of(gpu, gc.v), bytes_of(cpu, cc.v)) << "n " << n;
+      EXPECT_EQ(bytes_of(gpu, gc.k_scale), bytes_of(cpu, cc.k_scale)) << "n " << n;
+      EXPECT_EQ(bytes_of(gpu, gc.v_scale), bytes_of(cpu, cc.v_scale)) << "n " << n;
+    }
+  }
+}
+
+// One scenario: sequences with contexts ctx (fresh[s] new tokens each) over a random cache
+// (in the compute dtype, or int8).
 void check_attention(DType dt, const Heads& hd, const std::vector<int64_t>& ctx,
-                     const std::vector<int64_t>& fresh, int64_t window, std::mt19937& rng) {
+                     const std::vector<int64_t>& fresh, int64_t window, std::mt19937& rng,
+                     bool int8 = false) {
   Backend &cpu = cpu_backend(), &gpu = gpu_backend(dt);
   int64_t nb = 0;
   for (int64_t c : ctx) nb += (c + kBlock - 1) / kBlock;
@@ -116,6 +169,7 @@ void check_attention(DType dt, const Heads& hd, const std::vector<int64_t>& ctx,
   KvLayer cc{host_from(k, DType::F32, {nb, kvh, kBlock, d}),
              host_from(v, DType::F32, {nb, kvh, kBlock, d})};
   KvLayer gc{gpu_from(k, dt, {nb, kvh, kBlock, d}), gpu_from(v, dt, {nb, kvh, kBlock, d})};
+  if (int8) std::tie(cc, gc) = int8_caches(nb, kvh, d, rng);
   AttentionParams p;
   p.num_heads = hd.heads;
   p.num_kv_heads = kvh;
@@ -129,7 +183,7 @@ void check_attention(DType dt, const Heads& hd, const std::vector<int64_t>& ctx,
   gpu.attention(gpu_from(q, dt, {n, hd.heads, d}), gc, kBlock, p, gpu.upload_batch(b), got);
   std::ostringstream what;
   what << "head_dim " << d << " heads " << hd.heads << "/" << kvh << " window " << window
-       << " ctx";
+       << (int8 ? " int8" : "") << " ctx";
   for (int64_t c : ctx) what << ' ' << c;
   EXPECT_LT(rel_error(values_of(gpu, got), values_of(cpu, want)), tolerance(dt)) << what.str();
 }
@@ -142,6 +196,16 @@ TESSERA_CUDA_OP_TEST(attention) {
     check_attention(dt, hd, {40, 1000}, {23, 5}, 0, rng);                       // chunked
     check_attention(dt, hd, {1000}, {1000}, 64, rng);                           // window
     check_attention(dt, hd, {1000, 300}, {1, 1}, 100, rng);
+  }
+}
+
+TESSERA_CUDA_OP_TEST(attention_int8) {
+  std::mt19937 rng(15);
+  for (const Heads& hd : kHeads) {
+    for (int64_t L : {1, 17, 1000}) check_attention(dt, hd, {L}, {L}, 0, rng, true);
+    check_attention(dt, hd, {1, 17, 1000}, {1, 1, 1}, 0, rng, true);
+    check_attention(dt, hd, {40, 1000}, {23, 5}, 0, rng, true);
+    check_attention(dt, hd, {1000, 300}, {1, 1}, 100, rng, true);
   }
 }
 

@@ -2,7 +2,8 @@
 // golden greedy path of every golden model (../shared/testdata/goldens): at each of the
 // steps, feed the golden id whatever the GPU would pick, and compare the step's logits with
 // the CPU's (max error within tol x max|logit|) and the argmax wherever the golden margin
-// between the first two candidates exceeds that tolerance. fp16 and bf16; skips without a GPU.
+// between the first two candidates exceeds that tolerance. fp16 and bf16, each with the KV
+// cache in the compute dtype and in int8 (both backends); skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -73,7 +74,7 @@ float top_margin(const std::vector<float>& v) {
 }
 #endif
 
-class CudaModel : public ::testing::TestWithParam<std::tuple<const char*, DType>> {};
+class CudaModel : public ::testing::TestWithParam<std::tuple<const char*, DType, bool>> {};
 
 TEST_P(CudaModel, TeacherForcedLogitsMatchCpu) {
   TESSERA_REQUIRE_GPU();
@@ -85,6 +86,10 @@ TEST_P(CudaModel, TeacherForcedLogitsMatchCpu) {
   const std::string dir = testdata_dir() + "/models/" + name;
   CpuModel cpu = load_cpu_model(dir);
   GpuModel gpu = load_gpu_model(dir, gpu_backend(dt));
+  if (std::get<2>(GetParam())) {  // int8 KV cache on both
+    cpu.model->set_kv_dtype(DType::I8);
+    gpu.model->set_kv_dtype(DType::I8);
+  }
   // Outputs pass through ~2 x layers roundings in the compute dtype (bf16 has 8 bits).
   const float rel_tol = dt == DType::F16 ? 1e-2f : 2e-2f;
   for (size_t p = 0; p < golden["prompts"].size(); ++p) {
@@ -112,12 +117,13 @@ TEST_P(CudaModel, TeacherForcedLogitsMatchCpu) {
 INSTANTIATE_TEST_SUITE_P(
     AllGoldens, CudaModel,
     ::testing::Combine(::testing::ValuesIn(kGoldenModels),
-                       ::testing::Values(DType::F16, DType::BF16)),
+                       ::testing::Values(DType::F16, DType::BF16), ::testing::Bool()),
     [](const auto& info) {
       std::string n = std::get<0>(info.param);
       for (char& c : n)
         if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-      return n + "_" + dtype_name(std::get<1>(info.param));
+      return n + "_" + dtype_name(std::get<1>(info.param)) +
+             (std::get<2>(info.param) ? "_kv_int8" : "");
     });
 
 }  // namespace

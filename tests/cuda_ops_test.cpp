@@ -14,9 +14,13 @@
 namespace tessera::test {
 namespace {
 
-// The ops Model::forward uses (Backend's virtual ops) plus sampling.
-const char* kCudaOps[] = {"embedding", "rmsnorm", "add_rmsnorm", "linear",      "rope",
-                          "kv_write",  "attention", "silu_mul",  "gather_rows", "sampling"};
+// The ops Model::forward uses (Backend's virtual ops; linear once per weight format, kv_write
+// and attention once per KV cache kind) plus sampling. The quantized linears are in
+// cuda_quant_test.cpp, the int8 KV cache's ops in cuda_attention_test.cpp.
+const char* kCudaOps[] = {"embedding", "rmsnorm",     "add_rmsnorm", "linear",
+                          "rope",      "kv_write",    "attention",   "silu_mul",
+                          "gather_rows", "sampling",  "linear_int8", "linear_int4",
+                          "kv_write_int8", "attention_int8"};
 
 TEST(CudaOpsRegistry, EveryCudaOpHasItsCpuTwinTest) {
   std::set<std::string> registered;

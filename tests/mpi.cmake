@@ -9,6 +9,7 @@ if(TESSERA_MPI)
   endif()
   add_executable(tessera_mpi_tests ${CMAKE_SOURCE_DIR}/tests/mpi/tp_equivalence_test.cpp
                  ${CMAKE_SOURCE_DIR}/tests/mpi/comm_collectives_test.cpp
+                 ${CMAKE_SOURCE_DIR}/tests/mpi/tp_quant_test.cpp
                  ${CMAKE_SOURCE_DIR}/tests/test_util.cpp ${CMAKE_SOURCE_DIR}/tests/model_test_util.cpp)
   target_link_libraries(tessera_mpi_tests PRIVATE tessera_core GTest::gtest)
   target_compile_definitions(tessera_mpi_tests PRIVATE

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # `tessera generate` under mpirun -np 2 --tp 2 prints (on rank 0 only) the same greedy ids as
-# a single process; a bad prompt under tp=2 ends the whole job with exit code 2.
+# a single process (with the KV cache in fp32 and in int8: every rank quantizes its own kv
+# heads, per head, as one process does); a bad prompt under tp=2 ends the whole job with
+# exit code 2.
 set -euo pipefail
 bin=$1 data=$2
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-for model in TinyStories-656K tiny-qwen2; do
+for model in TinyStories-656K tiny-qwen2 TinyStories-656K:int8 tiny-qwen2:int8; do
+  kv=auto
+  [[ $model == *:int8 ]] && kv=int8 model=${model%:int8}
   args=(generate --model "$data/models/$model" --prompt-ids 1,7,100,3,25 --max-tokens 12
-        --temperature 0 --ignore-eos --json)
+        --temperature 0 --ignore-eos --json --kv-cache "$kv")
   one=$("$bin" "${args[@]}" | tail -n 1 | sed 's/.*"ids":\(\[[^]]*\]\).*/\1/')
   two_out=$(mpirun -np 2 --oversubscribe "$bin" "${args[@]}" --tp 2)
   [ "$(printf '%s\n' "$two_out" | grep -c '"ids"')" = 1 ] || { echo "FAIL: not exactly one result line"; exit 1; }
   two=$(printf '%s\n' "$two_out" | tail -n 1 | sed 's/.*"ids":\(\[[^]]*\]\).*/\1/')
   [ "$one" = "$two" ] || { echo "FAIL $model: tp1 $one vs tp2 $two"; exit 1; }
-  echo "ok $model: $two"
+  echo "ok $model (kv $kv): $two"
 done
 # tessera launch prints the mpirun line it execs; the job's result is the same.
 model=tiny-qwen2

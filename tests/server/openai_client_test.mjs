@@ -218,6 +218,33 @@ test('with --api-key, /v1 requests need the bearer key', async () => {
   }
 });
 
+test('--max-model-len auto and --weights auto come from the memory plan', async () => {
+  const planned = await startServer(bin, ['--model', modelDir, '--max-model-len', 'auto',
+                                          '--weights', 'auto', '--kv-cache-memory', '16MiB', '--threads', '1']);
+  try {
+    // The host holds this tiny model at its full context (max_position_embeddings 2048) as
+    // stored: the plan picks exactly that, and says so.
+    const models = await (await fetch(planned.base + '/v1/models')).json();
+    assert.equal(models.data[0].max_model_len, 2048);
+    assert.match(planned.stderr(), /--max-model-len auto: 2048/);
+    assert.match(planned.stderr(), /--weights auto: stored/);
+  } finally {
+    assert.equal((await planned.stop()).code, 0);
+  }
+});
+
+test('a bad --max-model-len is a one-line error, exit 2', () => {
+  let status = 0, stderr = '';
+  try {
+    execFileSync(bin, ['serve', '--model', modelDir, '--max-model-len', 'lots'], { stdio: 'pipe' });
+  } catch (e) {
+    status = e.status;
+    stderr = e.stderr.toString();
+  }
+  assert.equal(status, 2);
+  assert.match(stderr, /--max-model-len must be a positive integer or auto/);
+});
+
 const failed = await runAll();
 const exit = await srv.stop('SIGTERM');
 console.log(`server exit: ${JSON.stringify(exit)}`);

@@ -1,0 +1,41 @@
+// Quantized linear layers: y[M, N] = x[M, K] @ W'[N, K]^T (+ bias[N]), W' the dequantized
+// int8 / int4 weight (layouts: WeightFormat in runtime/backend.h), F32 accumulation. The
+// packed weights are read in place, once per call; no dequantized copy of the matrix is made.
+// Plain pointers only (the AVX-512 file includes this header).
+#pragma once
+#include <cstdint>
+
+namespace tessera {
+
+struct QuantMatrix {
+  const void* q = nullptr;         // int8: int8_t [N, K]; int4: uint8_t [N, K / 2], element
+                                   // 2j in the low nibble of byte j, 2j + 1 in the high one
+  const float* scales = nullptr;   // int8: [N]; int4: [N, groups]
+  const int8_t* zeros = nullptr;   // int4: [N, groups], groups = ceil(K / group_size)
+  int64_t N = 0, K = 0;
+  int64_t group_size = 0;          // int4 only
+  bool int4 = false;
+  int64_t groups() const { return int4 ? (K + group_size - 1) / group_size : 1; }
+};
+
+// CPU reference and CPU backend path. x, y F32; OpenMP over output rows; AVX-512 when the
+// processor has it (and, for int4, group_size % 32 == 0), else quant_matmul_cpu_portable.
+void quant_matmul_cpu(const float* x, int64_t M, const QuantMatrix& w, const float* bias,
+                      float* y);
+
+// The portable path alone: each thread dequantizes one weight row at a time into a K-float
+// buffer and takes its dot products with every token.
+void quant_matmul_cpu_portable(const float* x, int64_t M, const QuantMatrix& w,
+                               const float* bias, float* y);
+
+// The AVX-512 kernels (kernels/quant_matmul_avx512_cpu.cpp), called after cpu_has_avx512().
+// int4: xp is x with each 32-input chunk reordered to its 16 even then 16 odd inputs, rows
+// of Kp = K rounded up to 32 (zero padded); with M >= kInt4DequantizeTokens, wbuf holds
+// 4 * Kp floats per OpenMP thread (rows of W' dequantized there once serve every token).
+constexpr int64_t kInt4DequantizeTokens = 4;
+void quant_matmul_int8_avx512(const float* x, int64_t M, const QuantMatrix& w,
+                              const float* bias, float* y);
+void quant_matmul_int4_avx512(const float* xp, int64_t Kp, int64_t M, const QuantMatrix& w,
+                              const float* bias, float* y, float* wbuf);
+
+}  // namespace tessera

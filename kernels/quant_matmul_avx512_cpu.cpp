@@ -1,0 +1,230 @@
+// AVX-512 quantized matmul (see quant_matmul.h). Each tile computes MR tokens x NR weight
+// rows, 16 lanes at a time, turning the packed codes into F32 weights in registers.
+// int8: acc += x * q over K; y = s * sum(acc).
+// int4: per group, a 16-entry table of the weights its codes stand for ((c - z) * s) is
+// indexed by the codes (vpermps); a 16-byte load holds 32 codes: its low nibbles are the
+// chunk's even inputs, its high nibbles the odd ones, matched against xp's [even 16 | odd 16]
+// order. With many tokens, 4 rows at a time are dequantized to F32 (in xp's order) and F32
+// tiles run over all tokens, so the unpacking is paid once per row, not once per 4 tokens.
+#include <immintrin.h>
+#include <omp.h>
+
+#include "kernels/quant_matmul.h"
+
+namespace tessera {
+namespace {
+
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+template <int MR, int NR>
+void int8_tile(const float* x, int64_t K, const QuantMatrix& w, int64_t n0, const float* bias,
+               float* y) {
+  __m512 acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
+  const int8_t* wr[NR];
+  for (int j = 0; j < NR; ++j) wr[j] = static_cast<const int8_t*>(w.q) + (n0 + j) * K;
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    __m512 wv[NR];
+    for (int j = 0; j < NR; ++j)
+      wv[j] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(wr[j] + k))));
+    for (int i = 0; i < MR; ++i) {
+      const __m512 xv = _mm512_loadu_ps(x + i * K + k);
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+    }
+  }
+  if (k < K) {  // the tail, masked
+    const __mmask16 m = __mmask16((1u << (K - k)) - 1u);
+    __m512 wv[NR];
+    for (int j = 0; j < NR; ++j)
+      wv[j] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, wr[j] + k)));
+    for (int i = 0; i < MR; ++i) {
+      const __m512 xv = _mm512_maskz_loadu_ps(m, x + i * K + k);
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j)
+      y[i * w.N + n0 + j] = _mm512_reduce_add_ps(acc[i][j]) * w.scales[n0 + j] +
+                            (bias ? bias[n0 + j] : 0.0f);
+}
+
+// The 16 values a group's codes stand for: lut[c] = (c - z) * s, as dequantize_weight.
+inline __m512 group_lut(const QuantMatrix& w, int64_t row, int64_t g, int64_t G) {
+  const __m512 codes =
+      _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  return _mm512_mul_ps(_mm512_sub_ps(codes, _mm512_set1_ps(float(w.zeros[row * G + g]))),
+                       _mm512_set1_ps(w.scales[row * G + g]));
+}
+
+// 16 bytes of row at code offset k (2 codes per byte), widened to one byte per 32-bit lane.
+// Only the last, partial chunk of a row uses a masked load (slow on some CPUs).
+inline __m512i load_codes(const uint8_t* row, int64_t k, int64_t k1) {
+  const __m128i b = k + 32 <= k1
+                        ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k / 2))
+                        : _mm_maskz_loadu_epi8(__mmask16((1u << ((k1 - k) / 2)) - 1u), row + k / 2);
+  return _mm512_cvtepu8_epi32(b);
+}
+
+// A lane's low nibble picks the even input's weight from the group's table, its high nibble
+// the odd input's (vpermps reads only an index's low 4 bits: no masking needed).
+template <int MR, int NR>
+void int4_tile(const float* xp, int64_t Kp, const QuantMatrix& w, int64_t n0, const float* bias,
+               float* y) {
+  const int64_t K = w.K, G = w.groups(), gs = w.group_size;
+  __m512 acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
+  const uint8_t* wr[NR];
+  for (int j = 0; j < NR; ++j) wr[j] = static_cast<const uint8_t*>(w.q) + (n0 + j) * (K / 2);
+  for (int64_t g = 0; g < G; ++g) {
+    const int64_t k1 = min64(K, (g + 1) * gs);  // k1 - k stays even: K even, gs % 32 == 0
+    __m512 lut[NR];
+    for (int j = 0; j < NR; ++j) lut[j] = group_lut(w, n0 + j, g, G);
+    for (int64_t k = g * gs; k < k1; k += 32) {
+      __m512 lo[NR], hi[NR];
+      for (int j = 0; j < NR; ++j) {
+        const __m512i c = load_codes(wr[j], k, k1);
+        lo[j] = _mm512_permutexvar_ps(c, lut[j]);
+        hi[j] = _mm512_permutexvar_ps(_mm512_srli_epi32(c, 4), lut[j]);
+      }
+      for (int i = 0; i < MR; ++i) {
+        const __m512 xe = _mm512_loadu_ps(xp + i * Kp + k);
+        const __m512 xo = _mm512_loadu_ps(xp + i * Kp + k + 16);
+        for (int j = 0; j < NR; ++j)
+          acc[i][j] = _mm512_fmadd_ps(xo, hi[j], _mm512_fmadd_ps(xe, lo[j], acc[i][j]));
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j)
+      y[i * w.N + n0 + j] = _mm512_reduce_add_ps(acc[i][j]) + (bias ? bias[n0 + j] : 0.0f);
+}
+
+// W' rows [n0, n0 + NR) into wt ([NR, Kp], in xp's order: each 32-input chunk as its 16
+// even then 16 odd inputs). The tail of a partial last chunk meets xp's zero padding.
+template <int NR>
+void dequantize_int4_rows(const QuantMatrix& w, int64_t n0, int64_t Kp, float* wt) {
+  const int64_t K = w.K, G = w.groups(), gs = w.group_size;
+  for (int j = 0; j < NR; ++j) {
+    const uint8_t* row = static_cast<const uint8_t*>(w.q) + (n0 + j) * (K / 2);
+    float* out = wt + j * Kp;
+    for (int64_t g = 0; g < G; ++g) {
+      const __m512 lut = group_lut(w, n0 + j, g, G);
+      const int64_t k1 = min64(K, (g + 1) * gs);
+      for (int64_t k = g * gs; k < k1; k += 32) {
+        const __m512i c = load_codes(row, k, k1);
+        _mm512_storeu_ps(out + k, _mm512_permutexvar_ps(c, lut));
+        _mm512_storeu_ps(out + k + 16, _mm512_permutexvar_ps(_mm512_srli_epi32(c, 4), lut));
+      }
+    }
+  }
+}
+
+// y[i, n0 + j] = x[i] . wt[j] (+ bias) for i < MR, j < NR; rows of Kp (a multiple of 16).
+template <int MR, int NR>
+void f32_tile(const float* x, int64_t Kp, const float* wt, int64_t n0, int64_t N,
+              const float* bias, float* y) {
+  __m512 acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < Kp; k += 16) {
+    __m512 wv[NR];
+    for (int j = 0; j < NR; ++j) wv[j] = _mm512_loadu_ps(wt + j * Kp + k);
+    for (int i = 0; i < MR; ++i) {
+      const __m512 xv = _mm512_loadu_ps(x + i * Kp + k);
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j)
+      y[i * N + n0 + j] = _mm512_reduce_add_ps(acc[i][j]) + (bias ? bias[n0 + j] : 0.0f);
+}
+
+// int4 with many tokens: rows [n0, n0 + NR) dequantized once, then F32 tiles over all tokens.
+template <int NR>
+void int4_rows_dequantized(const float* xp, int64_t Kp, int64_t M, const QuantMatrix& w,
+                           int64_t n0, const float* bias, float* y, float* wt) {
+  dequantize_int4_rows<NR>(w, n0, Kp, wt);
+  int64_t m = 0;
+  for (; m + 4 <= M; m += 4) f32_tile<4, NR>(xp + m * Kp, Kp, wt, n0, w.N, bias, y + m * w.N);
+  for (; m < M; ++m) f32_tile<1, NR>(xp + m * Kp, Kp, wt, n0, w.N, bias, y + m * w.N);
+}
+
+// Rows [n0, n0 + NR) for every token, MR tokens at a time.
+template <int MR, int NR, class Tile>
+void rows_block(int64_t M, int64_t N, int64_t n0, const Tile& tile) {
+  int64_t m = 0;
+  for (; m + MR <= M; m += MR) tile.template run<MR, NR>(m, n0);
+  for (; m < M; ++m) tile.template run<1, NR>(m, n0);
+  (void)N;
+}
+
+template <int MR, int NR, class Tile>
+void run_tiles(int64_t M, int64_t N, const Tile& tile) {
+  const int64_t full_blocks = N / NR;
+#pragma omp parallel
+  {
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < full_blocks; ++b) rows_block<MR, NR>(M, N, b * NR, tile);
+#pragma omp for schedule(static)
+    for (int64_t n = full_blocks * NR; n < N; ++n) rows_block<MR, 1>(M, N, n, tile);
+  }
+}
+
+struct Int8Tiles {
+  const float* x;
+  const QuantMatrix& w;
+  const float* bias;
+  float* y;
+  template <int MR, int NR> void run(int64_t m, int64_t n0) const {
+    int8_tile<MR, NR>(x + m * w.K, w.K, w, n0, bias, y + m * w.N);
+  }
+};
+
+struct Int4Tiles {
+  const float* xp;
+  int64_t Kp;
+  const QuantMatrix& w;
+  const float* bias;
+  float* y;
+  template <int MR, int NR> void run(int64_t m, int64_t n0) const {
+    int4_tile<MR, NR>(xp + m * Kp, Kp, w, n0, bias, y + m * w.N);
+  }
+};
+
+}  // namespace
+
+void quant_matmul_int8_avx512(const float* x, int64_t M, const QuantMatrix& w,
+                              const float* bias, float* y) {
+  const Int8Tiles t{x, w, bias, y};
+  // Decode (M = 1): 8 weight rows at once keep more loads in flight; prefill: 4 x 4 tiles.
+  if (M == 1) run_tiles<1, 8>(M, w.N, t);
+  else run_tiles<4, 4>(M, w.N, t);
+}
+
+void quant_matmul_int4_avx512(const float* xp, int64_t Kp, int64_t M, const QuantMatrix& w,
+                              const float* bias, float* y, float* wbuf) {
+  if (M < kInt4DequantizeTokens) {
+    const Int4Tiles t{xp, Kp, w, bias, y};
+    if (M == 1) run_tiles<1, 4>(M, w.N, t);
+    else run_tiles<4, 2>(M, w.N, t);
+    return;
+  }
+  constexpr int NR = 4;
+  const int64_t full_blocks = w.N / NR;
+#pragma omp parallel
+  {
+    float* wt = wbuf + int64_t(omp_get_thread_num()) * NR * Kp;
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < full_blocks; ++b)
+      int4_rows_dequantized<NR>(xp, Kp, M, w, b * NR, bias, y, wt);
+#pragma omp for schedule(static)
+    for (int64_t n = full_blocks * NR; n < w.N; ++n)
+      int4_rows_dequantized<1>(xp, Kp, M, w, n, bias, y, wt);
+  }
+}
+
+}  // namespace tessera

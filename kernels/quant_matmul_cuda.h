@@ -1,0 +1,33 @@
+// CUDA quantized linear layer (twin of quant_matmul_cpu): y[M, N] = x[M, K] @ W'[N, K]^T
+// (+ bias[N]), W' the dequantized int8 / int4 weight, fp32 accumulation.
+// M <= kQuantGemvMaxTokens (decode): a fused dequantize GEMV, one warp per weight row, which
+// reads the packed row once with 16-byte loads. Larger M (prefill): blocks of rows of W' are
+// dequantized into `scratch` (x's dtype) and multiplied on tensor cores by cuBLAS.
+#pragma once
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/quant_matmul.h"
+#include "runtime/dtype.h"
+
+namespace tessera {
+
+constexpr int64_t kQuantGemvMaxTokens = 8;
+// The most scratch a quantized layer asks for (a block of dequantized rows).
+constexpr size_t kQuantScratchMaxBytes = size_t(32) << 20;
+
+// Scratch bytes quant_linear_cuda uses for w with activations of `dtype`:
+// min(kQuantScratchMaxBytes, N * K * size) rounded down to whole rows, at least one row.
+size_t quant_scratch_bytes(const QuantMatrix& w, DType dtype);
+
+// w's pointers are device pointers. x: F16, BF16 or F32 [M, K]; y: F32 or x's dtype [M, N];
+// bias: F32 [N] or null; scratch: quant_scratch_bytes(w, x_dtype) bytes (unused for small
+// M). The handle must already be bound to `stream`.
+void quant_linear_cuda(cublasHandle_t handle, const void* x, DType x_dtype, int64_t M,
+                       const QuantMatrix& w, const float* bias, void* y, DType y_dtype,
+                       void* scratch, size_t scratch_bytes, cudaStream_t stream);
+
+}  // namespace tessera
