@@ -3,6 +3,7 @@
 #include "kernels/embedding.h"
 #include "parallel/shard_rules.h"
 #include "runtime/error.h"
+#include "runtime/load_progress.h"
 #include "runtime/quant.h"
 
 namespace tessera {
@@ -93,7 +94,10 @@ ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backe
   // Tied checkpoints may store only one of the two tables (TinyStories-656K keeps lm_head).
   if (cfg.tie_word_embeddings && !src.has(embed_name) && src.has("lm_head.weight"))
     embed_name = "lm_head.weight";
+  // Layers, then embeddings and lm_head as one step each.
+  LoadProgress progress(cfg.num_layers + 2, world.rank == 0);
   w.embed = backend.upload(ld.take_counted(embed_name, {V, H}));
+  progress.step(ld.bytes);
 
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
@@ -108,6 +112,7 @@ ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backe
     lw.up = ld.linear(p + "mlp.up_proj", I, H, cfg.mlp_bias);
     lw.down = ld.linear(p + "mlp.down_proj", H, I, cfg.mlp_bias);
     w.layers.push_back(std::move(lw));
+    progress.step(ld.bytes);
   }
   w.final_norm = ld.take_f32("model.norm.weight", {H});
   if (cfg.tie_word_embeddings) {
@@ -115,6 +120,7 @@ ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backe
   } else {
     w.lm_head.weight = backend.upload(ld.take_counted("lm_head.weight", {V, H}));
   }
+  progress.step(ld.bytes);
   w.bytes = ld.bytes;
   return w;
 }
