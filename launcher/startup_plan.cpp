@@ -14,21 +14,19 @@
 namespace tessera {
 namespace {
 
+#ifdef TESSERA_HAVE_CUDA
 // The CUDA device this rank will use, if any (the same choice as load_model's).
 int gpu_index(const ModelArgs& a, int local_rank) {
-#ifdef TESSERA_HAVE_CUDA
   if (a.device == "cpu") return -1;
   const int gpus = probe_cuda().device_count;
   if (gpus == 0) return -1;
   if (a.device.rfind("cuda:", 0) == 0) return std::stoi(a.device.substr(5));
   return local_rank % gpus;
-#else
-  (void)a, (void)local_rank;
-  return -1;
-#endif
 }
+#endif
 
 PlanDevice plan_device(const ModelArgs& a, int local_rank) {
+  (void)a, (void)local_rank;  // only a CUDA build has a GPU to look at
 #ifdef TESSERA_HAVE_CUDA
   const int index = gpu_index(a, local_rank);
   if (index >= 0) {

@@ -78,8 +78,9 @@ TEST_P(KvInt8Model, LogitsCloseToTheF32CacheAndGreedyIdsMatchTheGolden) {
                 p, worst);
     EXPECT_LT(worst, 0.04);
     for (size_t s = 0; s < want.size(); ++s) {
-      if (margins[s] > kClearMargin)
+      if (margins[s] > kClearMargin) {
         EXPECT_EQ(argmax(i8[prompt.size() - 1 + s]), size_t(want[s])) << "step " << s;
+      }
     }
     // Decoding token by token through the int8 cache: the same quantized K/V as the prefill
     // above, so the same logits up to float rounding, and the golden ids until a near-tie.
