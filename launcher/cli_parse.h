@@ -2,6 +2,7 @@
 #pragma once
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace tessera {
 
@@ -16,6 +17,19 @@ inline std::optional<long long> parse_integer(const std::string& text) {
   }
   if (text.empty() || used != text.size()) return std::nullopt;
   return v;
+}
+
+// A leading decimal number and the unit text after it ("512MiB" -> {512, "MiB"}); the number
+// is 0 and the unit the whole text when there is no number.
+inline std::pair<double, std::string> split_number_unit(const std::string& text) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  return {used > 0 ? v : 0.0, text.substr(used)};
 }
 
 }  // namespace tessera

@@ -34,15 +34,8 @@ std::string known_list() {
 // --gpu: a known card or a size in GiB ("24", "24GiB").
 PlanDevice parse_gpu(const std::string& text) {
   if (std::optional<PlanDevice> d = known_gpu(text)) return *d;
-  size_t used = 0;
-  double gib = 0;
-  try {
-    gib = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  const std::string unit = text.substr(used);
-  require(used > 0 && (unit.empty() || unit == "GiB" || unit == "G") && gib > 0 && gib < 1e6,
+  const auto [gib, unit] = split_number_unit(text);
+  require(unit != text && (unit.empty() || unit == "GiB" || unit == "G") && gib > 0 && gib < 1e6,
           "--gpu: unknown card \"" + text + "\" (expected " + known_list() +
               "or a size in GiB)");
   char name[64];

@@ -33,20 +33,13 @@ struct ServeArgs {
 
 // "4GiB", "512MiB", "1e9", "2000000": bytes.
 int64_t parse_bytes(const std::string& flag, const std::string& text) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  const std::string unit = text.substr(used);
+  const auto [v, unit] = split_number_unit(text);
   double scale = 0;
   for (auto [name, s] : {std::pair<const char*, double>{"", 1}, {"B", 1}, {"KiB", 1024.0},
                          {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"KB", 1e3}, {"MB", 1e6},
                          {"GB", 1e9}})
     if (unit == name) scale = s;
-  require(used > 0 && scale > 0 && v > 0,
+  require(unit != text && scale > 0 && v > 0,
           flag + ": \"" + text + "\" is not a size (e.g. 4GiB, 512MiB, 1000000)");
   return int64_t(v * scale);
 }
