@@ -1,5 +1,6 @@
 #include <cstring>
 #include <stdexcept>
+#include <string>
 
 #include "kernels/embedding.h"
 
@@ -38,6 +39,33 @@ void embedding_cpu(const void* table, DType dtype, int64_t vocab_local, int64_t 
     }
     convert_to_f32(static_cast<const char*>(table) + size_t(r) * row_bytes, dtype, hidden, dst);
   }
+}
+
+namespace {
+
+template <class T>
+void gather_columns_typed(const T* x, int64_t M, int64_t K, const int32_t* idx, int64_t J,
+                          T* out) {
+#pragma omp parallel for schedule(static) if (M * J > 65536)
+  for (int64_t m = 0; m < M; ++m) {
+    const T* row = x + m * K;
+    T* dst = out + m * J;
+    for (int64_t j = 0; j < J; ++j) dst[j] = idx[j] < 0 ? T(0) : row[idx[j]];
+  }
+}
+
+}  // namespace
+
+void gather_columns_cpu(const void* x, int64_t elem_bytes, int64_t M, int64_t K,
+                        const int32_t* idx, int64_t J, void* out) {
+  if (elem_bytes == 4)  // +0.0f and F16/BF16 +0 are all-zero bits: copying words is exact
+    return gather_columns_typed(static_cast<const uint32_t*>(x), M, K, idx, J,
+                                static_cast<uint32_t*>(out));
+  if (elem_bytes == 2)
+    return gather_columns_typed(static_cast<const uint16_t*>(x), M, K, idx, J,
+                                static_cast<uint16_t*>(out));
+  throw std::invalid_argument("gather_columns: element size must be 2 or 4 bytes, not " +
+                              std::to_string(elem_bytes));
 }
 
 }  // namespace tessera

@@ -31,6 +31,10 @@ struct LinearWeight {
   Tensor zeros;   // I8 [out, groups] (Int4 only)
   WeightFormat format = WeightFormat::Dense;
   int64_t group_size = 0;    // Int4: inputs per scale (128)
+  // I32 [in_features]: packed input j multiplies x[:, input_perm[j]] (-1: padding, x = 0).
+  // Empty: the identity. GPTQ act-order checkpoints (runtime/prequantized.h) quantized their
+  // inputs in this order; the model gathers x into it (Backend::gather_columns) first.
+  Tensor input_perm;
   bool partial_sum = false;  // row-split under tensor parallel: output must be all-reduced
   int64_t out_features() const { return weight.dim(0); }
   int64_t in_features() const {
@@ -98,6 +102,7 @@ class Backend {
     if (!host.bias.empty()) w.bias = upload(host.bias);
     if (!host.scales.empty()) w.scales = upload(host.scales);
     if (!host.zeros.empty()) w.zeros = upload(host.zeros);
+    if (!host.input_perm.empty()) w.input_perm = upload(host.input_perm);
     return w;
   }
   // Copies a backend tensor into host memory of src.nbytes() bytes.
@@ -160,6 +165,9 @@ class Backend {
   virtual void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
   // out[i, :] = x[indices[i], :] (F32 or compute dtype).
   virtual void gather_rows(const Tensor& x, const Tensor& indices, Tensor& out) = 0;
+  // out[m, j] = x[m, indices[j]], or 0 where indices[j] == -1. x: [M, K]; indices: I32 [J]
+  // (each -1 or in [0, K)); out: [M, J], x's dtype (F32 or compute dtype).
+  virtual void gather_columns(const Tensor& x, const Tensor& indices, Tensor& out) = 0;
 };
 
 // CPU precision modes. Exact: F32 activations everywhere (the goldens' mode). Fast: the

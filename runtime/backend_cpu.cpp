@@ -161,6 +161,25 @@ class CpuBackend final : public Backend {
     }
   }
 
+  void gather_columns(const Tensor& x, const Tensor& indices, Tensor& out) override {
+    expect(indices.dtype == DType::I32 && indices.ndim == 1, "gather_columns",
+           "indices must be I32 [J], got " + std::string(dtype_name(indices.dtype)) + " " +
+               indices.shape_str());
+    expect(x.dtype == DType::F32 || x.dtype == DType::F16 || x.dtype == DType::BF16,
+           "gather_columns", std::string("unsupported dtype ") + dtype_name(x.dtype));
+    expect(x.ndim >= 2 && out.ndim >= 2, "gather_columns", "x and out must be [rows, cols]");
+    const int64_t M = x.dim(0), K = x.row_size(), J = indices.numel();
+    expect(out.dtype == x.dtype && out.dim(0) == M && out.row_size() == J, "gather_columns",
+           "x " + x.shape_str() + " indices " + indices.shape_str() + " vs out " +
+               out.shape_str());
+    const int32_t* idx = indices.ptr<int32_t>();
+    for (int64_t j = 0; j < J; ++j)
+      expect(idx[j] >= -1 && idx[j] < K, "gather_columns",
+             "index " + std::to_string(idx[j]) + " out of range for " + std::to_string(K) +
+                 " columns");
+    gather_columns_cpu(x.data, int64_t(dtype_size(x.dtype)), M, K, idx, J, out.data);
+  }
+
  private:
   CpuPrecision precision_;
 };

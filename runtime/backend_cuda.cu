@@ -2,16 +2,17 @@
 // residual stream and logits in F32, fp32 accumulation in every kernel, 2-D weights converted
 // to the compute dtype at upload. Every op runs on one stream; download() waits for it.
 // Each op checks dtypes and shapes like CpuBackend and calls its launcher in kernels/*.cu.
-// Decode steps are captured as CUDA graphs (run_captured, runtime/cuda_step_graphs.cu).
+// Decode steps are captured as CUDA graphs (run_captured, runtime/cuda_step_graphs.cu); the
+// batch index arrays are staged by CudaBatchUpload (runtime/cuda_batch_upload.cu).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <iterator>
+#include <functional>
+#include <memory>
 #include <stdexcept>
+#include <string>
 
 #include "kernels/activation_cuda.h"
 #include "kernels/attention_cuda.h"
@@ -23,6 +24,7 @@
 #include "kernels/rope_cuda.h"
 #include "runtime/backend.h"
 #include "runtime/backend_cuda.h"
+#include "runtime/cuda_batch_upload.h"
 #include "runtime/cuda_step_graphs.h"
 #include "runtime/error.h"
 #include "runtime/quant.h"
@@ -52,22 +54,12 @@ bool graphs_enabled_by_env() {
   return !(s == "0" || s == "off" || s == "false" || s == "no");
 }
 
-// Block-table row stride on the device: the batch's width rounded up to a power of two, at
-// least 8, so one decode graph serves contexts growing up to stride * block_size tokens.
-int64_t padded_stride(int64_t width) {
-  if (width <= 0) return 0;
-  int64_t s = 8;
-  while (s < width) s *= 2;
-  return s;
-}
-
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, DType compute)
       : compute_(compute), capture_(graphs_enabled_by_env()), graphs_(kMaxGraphs) {
     info_ = cuda_select_device(device);
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
-    check(cudaEventCreateWithFlags(&staged_, cudaEventDisableTiming), "cudaEventCreate");
     check_cublas(cublasCreate(&cublas_), "cublasCreate");
     check_cublas(cublasSetStream(cublas_, stream_), "cublasSetStream");
     // A fixed cuBLAS workspace: no allocations inside gemms, so steps can be graph-captured.
@@ -79,7 +71,6 @@ class CudaBackend final : public Backend {
     cudaStreamSynchronize(stream_);
     graphs_.clear();
     cublasDestroy(cublas_);
-    cudaEventDestroy(staged_);
     cudaStreamDestroy(stream_);
   }
 
@@ -131,6 +122,7 @@ class CudaBackend final : public Backend {
     w.weight = cuda_copy_to_device(host.weight);
     w.scales = cuda_copy_to_device(host.scales);
     if (!host.zeros.empty()) w.zeros = cuda_copy_to_device(host.zeros);
+    if (!host.input_perm.empty()) w.input_perm = cuda_copy_to_device(host.input_perm);
     if (!host.bias.empty()) w.bias = upload(host.bias);
     const size_t need = quant_scratch_bytes(quant_matrix(w), compute_);
     if (need > scratch_bytes_) {
@@ -158,7 +150,10 @@ class CudaBackend final : public Backend {
   void* native_stream() override { return stream_; }
   void bind_thread() override { check(cudaSetDevice(info_.device), "cudaSetDevice"); }
 
-  BatchTensors upload_batch(const Batch& b) override;
+  // The step graphs read the batch buffer: dropped when it is reallocated.
+  BatchTensors upload_batch(const Batch& b) override {
+    return batch_.upload(b, stream_, [this] { graphs_.clear(); });
+  }
 
   // device_inv_freq: F32 [2, head_dim / 2], hi and lo parts of the double frequencies (at
   // position 32768 a float frequency alone would be off by ~1e-3 rad).
@@ -176,11 +171,12 @@ class CudaBackend final : public Backend {
   void synchronize() override { check(cudaStreamSynchronize(stream_), "synchronize"); }
 
   // The key gains the layout of the last upload_batch (array sizes and the padded block-table
-  // stride fix every index array's address in batch_dev_, and batch_dev_ itself).
+  // stride fix every index array's address in the batch buffer, and that buffer itself).
   void run_captured(const StepKey& key, const std::function<void()>& ops) override {
     if (!capture_) return graphs_.run_eager(ops);
     StepKey full = key;
-    full.words.insert(full.words.end(), std::begin(layout_), std::end(layout_));
+    full.words.insert(full.words.end(), batch_.layout(),
+                      batch_.layout() + CudaBatchUpload::kLayoutWords);
     graphs_.run(stream_, full, ops);
   }
   bool set_step_capture(bool enabled) override {
@@ -279,6 +275,20 @@ class CudaBackend final : public Backend {
                      indices.ptr<int32_t>(), indices.numel(), out.data, stream_);
   }
 
+  // Indices are not range-checked here (they live on the GPU); the CPU backend checks them.
+  void gather_columns(const Tensor& x, const Tensor& indices, Tensor& out) override {
+    expect_dtype(indices, DType::I32, "gather_columns");
+    expect_cuda(indices, "gather_columns");
+    expect_cuda(x, "gather_columns");
+    expect_cuda(out, "gather_columns");
+    expect(is_float(x.dtype) && x.ndim >= 2 && out.ndim >= 2 && out.dtype == x.dtype &&
+               out.dim(0) == x.dim(0) && out.row_size() == indices.numel(),
+           "gather_columns", "x " + x.shape_str() + " indices " + indices.shape_str() +
+                                 " vs out " + out.shape_str());
+    gather_columns_cuda(x.data, int64_t(dtype_size(x.dtype)), x.dim(0), x.row_size(),
+                        indices.ptr<int32_t>(), indices.numel(), out.data, stream_);
+  }
+
  private:
   static constexpr size_t kCublasWorkspace = size_t(32) << 20;
   static constexpr size_t kMaxGraphs = 64;
@@ -316,65 +326,14 @@ class CudaBackend final : public Backend {
   DType compute_;
   CudaDeviceInfo info_;
   cudaStream_t stream_ = nullptr;
-  cudaEvent_t staged_ = nullptr;  // the last batch upload has left the staging buffer
   cublasHandle_t cublas_ = nullptr;
   std::shared_ptr<void> workspace_;
   std::shared_ptr<void> scratch_;  // dequantized weight rows for prefill (quant_linear_cuda)
   size_t scratch_bytes_ = 0;
-  std::shared_ptr<void> staging_, batch_dev_;  // pinned host / device copies of batch arrays
-  size_t batch_capacity_ = 0;
   bool capture_;
   CudaStepGraphs graphs_;
-  int64_t layout_[6] = {};  // last upload: tokens, seqs, stride, logits, batch_dev_, capacity
+  CudaBatchUpload batch_;  // the batch index arrays (upload_batch)
 };
-
-// All index arrays go through one pinned buffer and one copy, block tables padded to a
-// power-of-two stride. The previous step's copy must have left the staging buffer before it
-// is overwritten (staged_ event). Reallocating the device buffer drops every step graph.
-BatchTensors CudaBackend::upload_batch(const Batch& b) {
-  const int64_t seqs = b.num_seqs(), width = b.max_blocks_per_seq;
-  const int64_t stride = padded_stride(width);
-  expect(int64_t(b.block_tables.size()) == seqs * width, "upload_batch", "block table size");
-  const std::vector<int32_t>* parts[] = {&b.token_ids, &b.positions,    &b.slot_mapping,
-                                         &b.seq_begin, &b.context_lens, &b.logit_indices};
-  size_t total = size_t(seqs * stride);
-  for (const auto* v : parts) total += v->size();
-  const size_t bytes = total * sizeof(int32_t);
-  check(cudaEventSynchronize(staged_), "batch staging");
-  if (bytes > batch_capacity_) {
-    batch_capacity_ = std::max(bytes * 2, size_t(4096));
-    check(cudaStreamSynchronize(stream_), "batch realloc");
-    graphs_.clear();
-    staging_ = cuda_pinned_alloc(batch_capacity_);
-    batch_dev_ = cuda_device_alloc(batch_capacity_, "the batch index arrays");
-  }
-  int32_t* host = static_cast<int32_t*>(staging_.get());
-  int32_t* dev = static_cast<int32_t*>(batch_dev_.get());
-  BatchTensors t;
-  t.host = &b;
-  Tensor* outs[] = {&t.token_ids,    &t.positions,    &t.slot_mapping,
-                    &t.seq_begin,    &t.context_lens, &t.logit_indices};
-  size_t at = 0;
-  for (int i = 0; i < 6; ++i) {
-    const auto& v = *parts[i];
-    if (!v.empty()) std::memcpy(host + at, v.data(), v.size() * sizeof(int32_t));
-    *outs[i] = make_tensor_view(dev + at, DType::I32, {int64_t(v.size())}, batch_dev_,
-                                Device::CUDA);
-    at += v.size();
-  }
-  std::fill_n(host + at, size_t(seqs * stride), int32_t(-1));
-  for (int64_t s = 0; s < seqs; ++s)
-    std::copy_n(b.block_tables.data() + s * width, width, host + at + s * stride);
-  t.block_tables = make_tensor_view(dev + at, DType::I32, {seqs, stride}, batch_dev_,
-                                    Device::CUDA);
-  if (bytes > 0)
-    check(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream_), "batch upload");
-  check(cudaEventRecord(staged_, stream_), "batch staging event");
-  const int64_t layout[6] = {b.num_tokens(), seqs, stride, b.num_logits(),
-                             int64_t(reinterpret_cast<uintptr_t>(dev)), int64_t(batch_capacity_)};
-  std::copy(std::begin(layout), std::end(layout), std::begin(layout_));
-  return t;
-}
 
 }  // namespace
 

@@ -199,6 +199,11 @@ class ReplayingBackend final : public Backend {
       cpu_.gather_rows(x, i, out);
     });
   }
+  void gather_columns(const Tensor& x, const Tensor& indices, Tensor& out) override {
+    op([=, this, x = weak(x), i = weak(indices), out = weak(out)]() mutable {
+      cpu_.gather_columns(x, i, out);
+    });
+  }
 
  private:
   struct Recording {

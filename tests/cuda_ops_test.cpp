@@ -19,8 +19,8 @@ namespace {
 // cuda_quant_test.cpp, the int8 KV cache's ops in cuda_attention_test.cpp.
 const char* kCudaOps[] = {"embedding", "rmsnorm",     "add_rmsnorm", "linear",
                           "rope",      "kv_write",    "attention",   "silu_mul",
-                          "gather_rows", "sampling",  "linear_int8", "linear_int4",
-                          "kv_write_int8", "attention_int8"};
+                          "gather_rows", "gather_columns", "sampling", "linear_int8",
+                          "linear_int4", "kv_write_int8", "attention_int8"};
 
 TEST(CudaOpsRegistry, EveryCudaOpHasItsCpuTwinTest) {
   std::set<std::string> registered;
@@ -155,6 +155,25 @@ TESSERA_CUDA_OP_TEST(gather_rows) {
       cpu.gather_rows(host_from(x, t, {rows, H}), host_i32(idx), want);
       gpu.gather_rows(gpu_from(x, t, {rows, H}), gpu_i32(idx), got);
       EXPECT_EQ(rel_error(values_of(gpu, got), values_of(cpu, want)), 0.0) << "n " << n;
+    }
+  }
+}
+
+// GPTQ act-order input permutations: columns in any order, repeated, and -1 padding (zeros).
+TESSERA_CUDA_OP_TEST(gather_columns) {
+  std::mt19937 rng(9);
+  Backend &cpu = cpu_backend(), &gpu = gpu_backend(dt);
+  const int64_t K = 900, J = 1024;
+  std::vector<int32_t> idx(static_cast<size_t>(J));
+  for (auto& i : idx) i = rng() % 8 == 0 ? -1 : int32_t(rng() % K);
+  for (int64_t M : kTokens) {
+    const auto x = round_to(random_values(size_t(M * K), rng), dt);
+    for (DType t : {dt, DType::F32}) {
+      Tensor want = cpu.alloc(t, {M, J}), got = gpu_poisoned(gpu, t, {M, J});
+      cpu.gather_columns(host_from(x, t, {M, K}), host_i32(idx), want);
+      gpu.gather_columns(gpu_from(x, t, {M, K}), gpu_i32(idx), got);
+      EXPECT_EQ(rel_error(values_of(gpu, got), values_of(cpu, want)), 0.0)
+          << "M " << M << " " << dtype_name(t);
     }
   }
 }
