@@ -30,6 +30,18 @@ constexpr int64_t kNccl = 256 * kMiB;
 // CPU backend: the process beside its tensors (code, tokenizer, OpenMP stacks, host logits).
 constexpr int64_t kHostProcess = 256 * kMiB;
 
+// CUDA prefill with quantized weights dequantizes blocks of rows of a layer into one
+// scratch buffer: as many rows as fit 32 MiB, whole multiples of 64 when more than 64, at
+// least one (kQuantScratchMaxBytes and block_rows in kernels/quant_matmul.cu); it is sized
+// for the layer that needs the most.
+constexpr int64_t kDequantScratchMax = 32 * kMiB;
+
+int64_t dequant_scratch_bytes(int64_t out, int64_t in, int64_t elem) {
+  int64_t rows = std::min(out, kDequantScratchMax / (in * elem));
+  if (rows > 64) rows = rows / 64 * 64;
+  return std::max<int64_t>(rows, 1) * in * elem;
+}
+
 constexpr int64_t kInt4Group = 128;  // input features per int4 scale/zero pair
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -45,13 +57,26 @@ WeightChoice format_of(DType t) {
                          : t == DType::BF16 ? WeightChoice::BF16 : WeightChoice::FP16;
 }
 
+// int4 layout of the *_proj weights: inputs per scale (0: the whole row) and whether each
+// layer carries an input permutation (I32 per input): GPTQ act-order.
+struct Int4Layout {
+  int64_t group = kInt4Group;
+  bool perm = false;
+};
+
+Int4Layout int4_layout(const ModelConfig& c) {
+  if (!c.prequant.active()) return {};
+  return {c.prequant.group_size, c.prequant.desc_act};
+}
+
 // Bytes of one [out, in] projection weight in format f (unquantized: `fp` bytes a weight).
-int64_t linear_bytes(int64_t out, int64_t in, WeightChoice f, int64_t fp) {
+int64_t linear_bytes(int64_t out, int64_t in, WeightChoice f, int64_t fp, Int4Layout l) {
   switch (f) {
     case WeightChoice::INT8:
       return out * in + out * 4;  // int8 weights + F32 scale per output row
     case WeightChoice::INT4:      // packed nibbles + per (row, group) F32 scale + I8 zero
-      return out * ceil_div(in, 2) + out * ceil_div(in, kInt4Group) * (4 + 1);
+      return out * ceil_div(in, 2) + out * ceil_div(in, l.group > 0 ? l.group : in) * (4 + 1) +
+             (l.perm ? in * 4 : 0);
     default:
       return out * in * fp;
   }
@@ -79,7 +104,13 @@ Resolved resolve(const PlanRequest& r, std::vector<std::string>* notes) {
     notes->push_back(std::string(r.compute ? "--dtype bfloat16" : "the checkpoint is bf16") +
                      "; " + r.device.name + " has no bf16 math (sm_75): computing in fp16");
   }
-  const WeightChoice stored = r.device.cuda ? format_of(s.compute) : format_of(c.torch_dtype);
+  // An AWQ / GPTQ checkpoint is int4 as stored (runtime/prequantized.h).
+  const WeightChoice stored = c.prequant.active() ? WeightChoice::INT4
+                              : r.device.cuda     ? format_of(s.compute)
+                                                  : format_of(c.torch_dtype);
+  require(!c.prequant.active() || !r.weights || *r.weights == WeightChoice::INT4,
+          std::string("the checkpoint is already 4-bit (") + c.prequant.name() +
+              "): --weights must be stored, auto or int4");
   s.weights = r.weights.value_or(stored);
   if (s.weights == WeightChoice::BF16 && r.device.cuda && !r.device.bf16) {
     s.weights = WeightChoice::FP16;
@@ -122,11 +153,12 @@ RankPlan plan_rank(const PlanRequest& r, const Resolved& s, int rank) {
   // Weights by kind.
   p.weights.embeddings = d.vocab_local * H * s.table_bytes;  // [vocab_local, H]
   p.weights.lm_head = c.tie_word_embeddings ? 0 : d.vocab_local * H * s.table_bytes;
-  int64_t layer = linear_bytes(q, H, s.weights, fp)        // q_proj [q, H]
-                  + 2 * linear_bytes(kv, H, s.weights, fp)  // k_proj, v_proj [kv, H]
-                  + linear_bytes(H, q, s.weights, fp)       // o_proj [H, q] (row split)
-                  + 2 * linear_bytes(I, H, s.weights, fp)   // gate_proj, up_proj [I, H]
-                  + linear_bytes(H, I, s.weights, fp);      // down_proj [H, I] (row split)
+  const Int4Layout l = int4_layout(c);
+  int64_t layer = linear_bytes(q, H, s.weights, fp, l)        // q_proj [q, H]
+                  + 2 * linear_bytes(kv, H, s.weights, fp, l)  // k_proj, v_proj [kv, H]
+                  + linear_bytes(H, q, s.weights, fp, l)       // o_proj [H, q] (row split)
+                  + 2 * linear_bytes(I, H, s.weights, fp, l)   // gate_proj, up_proj [I, H]
+                  + linear_bytes(H, I, s.weights, fp, l);      // down_proj [H, I] (row split)
   layer += 2 * H * 4;                                       // input / post-attention norms
   if (c.attention_bias) layer += (q + 2 * kv) * 4;          // q/k/v biases
   if (c.mlp_bias) layer += (2 * I + (rank == 0 ? H : 0)) * 4;  // down's bias on rank 0
@@ -141,12 +173,19 @@ RankPlan plan_rank(const PlanRequest& r, const Resolved& s, int rank) {
   const int64_t cb = int64_t(dtype_size(s.compute));
   p.workspace = n * H * 4 + 2 * n * H * cb + 2 * n * q * cb + 2 * n * kv * cb +
                 3 * n * I * cb + nl * H * cb + nl * d.vocab_local * 4;
+  // GPTQ act-order: x gathered into quantization order, as wide as the widest layer input.
+  if (l.perm) p.workspace += n * std::max({H, q, I}) * cb;
 
   if (r.device.cuda) {
     p.reserve.cuda_context = kCudaContext;
     p.reserve.cublas_workspace = kCublasWorkspace;
     p.reserve.cuda_graphs = kCudaGraphs;
     p.reserve.nccl = r.tp > 1 ? kNccl : 0;
+    if (quantized(s.weights))
+      for (const auto& [o, i] : std::initializer_list<std::pair<int64_t, int64_t>>{
+               {q, H}, {kv, H}, {H, q}, {I, H}, {H, I}})
+        p.reserve.dequant_scratch =
+            std::max(p.reserve.dequant_scratch, dequant_scratch_bytes(o, i, cb));
     p.total = r.device.total_bytes;
   } else {
     p.reserve.host_process = kHostProcess;
@@ -217,6 +256,14 @@ std::string need_text(const Plan& p) {
 Plan plan_auto_weights(const PlanRequest& req) {
   PlanRequest r = req;
   r.weights_auto = false;
+  if (r.model.prequant.active()) {
+    r.weights.reset();
+    Plan out = plan_fixed(r);
+    out.request.weights_auto = true;
+    out.notes.push_back(std::string("--weights auto: the checkpoint is already 4-bit (") +
+                        r.model.prequant.name() + "), used as stored");
+    return out;
+  }
   PlanRequest at_len = r;
   at_len.max_model_len_auto = false;
   const std::optional<WeightChoice> order[] = {std::nullopt, WeightChoice::INT8,

@@ -17,6 +17,10 @@
 //         group of 128 input features) one F32 scale and one zero-point byte: scales [out,
 //         ceil(in / 128)] F32 and zeros [out, ceil(in / 128)] I8 (asymmetric, group 128).
 //         This is the layout of WeightFormat::Int4 in runtime/backend.h (runtime/quant.h).
+//         An AWQ / GPTQ checkpoint (runtime/prequantized.h) is int4 as stored, with its own
+//         group size (-1: one group per row) and, with GPTQ act-order, an I32 input
+//         permutation [in] per layer (padding under tp > 1 when a rank holds part of a
+//         group is not counted).
 //   Quantized formats cover the *_proj weights only: the embedding table and lm_head keep
 //   the unquantized dtype (the compute dtype on a GPU, the stored dtype on the CPU).
 //   Norms and biases are always F32; a row-split layer's bias (down_proj) lives on rank 0.
@@ -93,8 +97,10 @@ struct WeightBytes {
 // for each constant and why).
 struct RuntimeReserve {
   int64_t cuda_context = 0, cublas_workspace = 0, cuda_graphs = 0, nccl = 0, host_process = 0;
+  int64_t dequant_scratch = 0;  // CUDA int8/int4 prefill: dequantized rows of one layer
   int64_t total() const {
-    return cuda_context + cublas_workspace + cuda_graphs + nccl + host_process;
+    return cuda_context + cublas_workspace + cuda_graphs + nccl + host_process +
+           dequant_scratch;
   }
 };
 

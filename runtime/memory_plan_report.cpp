@@ -45,6 +45,7 @@ std::string reserve_text(const RuntimeReserve& r) {
   std::string s = "(CUDA context " + mib(r.cuda_context) + ", cuBLAS " +
                   mib(r.cublas_workspace) + ", CUDA graphs " + mib(r.cuda_graphs);
   if (r.nccl) s += ", NCCL " + mib(r.nccl);
+  if (r.dequant_scratch) s += ", dequantization " + mib(r.dequant_scratch);
   return s + ")";
 }
 
@@ -199,7 +200,7 @@ ojson plan_json(const Plan& p, const std::string& model_name) {
          {"reserve_bytes", v.total()},
          {"reserve", {{"cuda_context", v.cuda_context}, {"cublas_workspace", v.cublas_workspace},
                       {"cuda_graphs", v.cuda_graphs}, {"nccl", v.nccl},
-                      {"host_process", v.host_process}}},
+                      {"host_process", v.host_process}, {"dequant_scratch", v.dequant_scratch}}},
          {"kv_budget_bytes", r.kv_budget},
          {"kv_blocks", r.kv_blocks}});
   }

@@ -53,6 +53,9 @@ Model::Model(const ModelConfig& cfg, ModelWeights weights, Backend& backend, Com
   attn_.scale = float(1.0 / std::sqrt(double(cfg_.head_dim)));
   attn_.sliding_window = cfg_.sliding_window;
   kv_dtype_ = plain_kv_dtype(backend_);
+  for (const LayerWeights& lw : w_.layers)
+    for (const LinearWeight* l : {&lw.q, &lw.k, &lw.v, &lw.o, &lw.gate, &lw.up, &lw.down})
+      if (!l->input_perm.empty()) permuted_width_ = std::max(permuted_width_, l->in_features());
 }
 
 void Model::set_kv_dtype(DType dtype) {
@@ -92,7 +95,14 @@ Tensor Model::buf(Slot slot, DType dtype, std::initializer_list<int64_t> dims) {
 }
 
 void Model::project(const Tensor& x, const LinearWeight& w, Tensor& out) {
-  backend_.linear(x, w, out);
+  if (w.input_perm.empty()) {
+    backend_.linear(x, w, out);
+  } else {
+    // GPTQ act-order: the packed inputs are in quantization order (runtime/prequantized.h).
+    Tensor xp = buf(kPermuted, x.dtype, {x.dim(0), w.in_features()});
+    backend_.gather_columns(x, w.input_perm, xp);
+    backend_.linear(xp, w, out);
+  }
   if (w.partial_sum) comm_.all_reduce_sum(out);
 }
 
@@ -144,6 +154,7 @@ void Model::reserve_workspace(int64_t n, int64_t nl) {
   buf(kGate, ct, {n, inter_local_});
   buf(kUp, ct, {n, inter_local_});
   buf(kAct, ct, {n, inter_local_});
+  if (permuted_width_ > 0) buf(kPermuted, ct, {n, permuted_width_});
   if (nl == 0) return;
   buf(kLast, ct, {nl, H});
   buf(kLogits, DType::F32, {nl, w_.lm_head.out_features()});

@@ -38,7 +38,7 @@ class Model {
  private:
   // Named intermediate tensors, reused across steps. reserve_workspace grows them (and bumps
   // generation_) before a step; inside the device part of a step buf() only hands out views.
-  enum Slot { kResidual, kNormed, kQ, kK, kV, kAttn, kProj, kGate, kUp, kAct, kLast, kLogits };
+  enum Slot { kResidual, kNormed, kQ, kK, kV, kAttn, kProj, kGate, kUp, kAct, kPermuted, kLast, kLogits };
   Tensor buf(Slot slot, DType dtype, std::initializer_list<int64_t> dims);
   void reserve_workspace(int64_t n, int64_t num_logits);
 
@@ -64,6 +64,7 @@ class Model {
   DType kv_dtype_;
   std::map<Slot, Tensor> workspace_;
   uint64_t generation_;    // process-unique; renewed whenever a workspace buffer is reallocated
+  int64_t permuted_width_ = 0;  // widest input_perm of any layer (0: none)
   bool in_step_ = false;   // inside device_step: workspace_ must not grow
 };
 

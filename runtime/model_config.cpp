@@ -1,6 +1,7 @@
 #include "runtime/model_config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -64,6 +65,55 @@ RopeScaling parse_rope_scaling(const json& r, const std::string& src) {
   s.factor = float(rd.number("factor", 1.0));
   require(s.factor > 0, src + ": rope_scaling factor must be positive");
   return s;
+}
+
+std::string lower(std::string s) {
+  for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+// quantization_config of AutoAWQ (GEMM) and AutoGPTQ / GPTQModel checkpoints, 4-bit only.
+PrequantConfig parse_quantization_config(const json& q, const std::string& src) {
+  PrequantConfig p;
+  if (q.is_null()) return p;
+  require(q.is_object(), src + ": quantization_config must be an object");
+  const std::string where = src + ": quantization_config";
+  Reader rd{q, where};
+  const std::string method =
+      q.contains("quant_method") && q["quant_method"].is_string() ? lower(q["quant_method"]) : "";
+  require(method == "awq" || method == "gptq",
+          src + ": quantization_config.quant_method \"" + method +
+              "\" is not supported (supported: awq, gptq; or use an unquantized checkpoint "
+              "with --weights int8|int4)");
+  p.method = method == "awq" ? PrequantConfig::Method::Awq : PrequantConfig::Method::Gptq;
+  const int64_t bits = rd.integer(method == "awq" && !rd.has("bits") ? "w_bit" : "bits", 4);
+  require(bits == 4, src + ": quantization_config: " + std::to_string(bits) + "-bit " +
+                         p.name() + " is not supported (4-bit only)");
+  const int64_t g = rd.integer(method == "awq" && !rd.has("group_size") ? "q_group_size"
+                                                                         : "group_size", 128);
+  require(g == -1 || (g > 0 && g % 2 == 0),
+          src + ": quantization_config.group_size must be -1 or a positive even number, got " +
+              std::to_string(g));
+  p.group_size = g == -1 ? 0 : g;
+  if (p.method == PrequantConfig::Method::Awq) {
+    const std::string version =
+        q.contains("version") && q["version"].is_string() ? lower(q["version"]) : "gemm";
+    require(version == "gemm", src + ": AWQ version \"" + version +
+                                   "\" is not supported (supported: gemm, AutoAWQ's default)");
+    require(rd.boolean("zero_point", true),
+            src + ": AWQ without zero points (zero_point false) is not supported");
+    require(g != -1, src + ": AWQ needs a positive group_size");
+  } else {
+    p.desc_act = rd.boolean("desc_act", false);
+    const std::string format = q.contains("checkpoint_format") && q["checkpoint_format"].is_string()
+                                   ? lower(q["checkpoint_format"])
+                                   : "gptq";
+    require(format == "gptq" || format == "gptq_v2",
+            src + ": GPTQ checkpoint_format \"" + format +
+                "\" is not supported (supported: gptq, gptq_v2)");
+    p.zeros_minus_one = format == "gptq";
+  }
+  return p;
 }
 
 }  // namespace
@@ -142,6 +192,8 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
     std::string d = j["torch_dtype"];
     c.torch_dtype = d == "bfloat16" ? DType::BF16 : d == "float16" ? DType::F16 : DType::F32;
   }
+  if (j.contains("quantization_config"))
+    c.prequant = parse_quantization_config(j["quantization_config"], src);
   return c;
 }
 

@@ -18,6 +18,18 @@ struct RopeScaling {
   int64_t original_max_position = 8192;
 };
 
+// A checkpoint whose linear layers are already 4-bit (config.json "quantization_config"):
+// q/k/v/o/gate/up/down come as qweight/qzeros/scales (+ g_idx) int32-packed tensors that the
+// loader repacks into tessera's int4 layout (runtime/prequantized.h).
+struct PrequantConfig {
+  enum class Method { None, Awq, Gptq } method = Method::None;
+  int64_t group_size = 0;     // inputs per scale/zero; 0: one group per row (GPTQ's -1)
+  bool desc_act = false;      // GPTQ act-order: g_idx, not i / group_size, names the group
+  bool zeros_minus_one = false;  // GPTQ v1 ("checkpoint_format" gptq): qzeros hold z - 1
+  bool active() const { return method != Method::None; }
+  const char* name() const { return method == Method::Awq ? "AWQ" : "GPTQ"; }
+};
+
 struct ModelConfig {
   std::string model_type;        // "llama" | "mistral" | "qwen2"
   int64_t hidden_size = 0;       // d_model
@@ -38,6 +50,7 @@ struct ModelConfig {
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
   DType torch_dtype = DType::F32;
+  PrequantConfig prequant;
 
   int64_t q_size() const { return num_heads * head_dim; }
   int64_t kv_size() const { return num_kv_heads * head_dim; }

@@ -171,7 +171,7 @@ QuantMatrix quant_matrix(const LinearWeight& w) {
 
 uint64_t linear_weight_bytes(const LinearWeight& w) {
   uint64_t n = 0;
-  for (const Tensor* t : {&w.weight, &w.bias, &w.scales, &w.zeros})
+  for (const Tensor* t : {&w.weight, &w.bias, &w.scales, &w.zeros, &w.input_perm})
     if (!t->empty()) n += t->nbytes();
   return n;
 }

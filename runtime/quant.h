@@ -47,7 +47,7 @@ std::vector<float> dequantize_weight(const LinearWeight& w);
 // The kernels' view of a quantized LinearWeight (pointers on w's device).
 QuantMatrix quant_matrix(const LinearWeight& w);
 
-// Bytes a LinearWeight holds: weight, scales, zeros and bias.
+// Bytes a LinearWeight holds: weight, scales, zeros, bias and input_perm.
 uint64_t linear_weight_bytes(const LinearWeight& w);
 
 }  // namespace tessera

@@ -4,16 +4,18 @@
 #include "parallel/shard_rules.h"
 #include "runtime/error.h"
 #include "runtime/load_progress.h"
+#include "runtime/prequantized.h"
 #include "runtime/quant.h"
 
 namespace tessera {
-namespace {
 
 std::string shape_string(const std::vector<int64_t>& s) {
   std::string r = "[";
   for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
   return r + "]";
 }
+
+namespace {
 
 struct Loader {
   TensorSource& src;
@@ -66,7 +68,10 @@ struct Loader {
   // A *_proj layer: quantized to `format` (this rank's slice; runtime/quant.h) or as stored.
   LinearWeight linear(const std::string& prefix, int64_t out_f, int64_t in_f, bool bias) {
     const std::string name = prefix + ".weight";
-    LinearWeight host = quantize_weight(take(name, {out_f, in_f}), format, src.describe(name));
+    LinearWeight host =
+        src.has(prefix + ".qweight")
+            ? load_prequantized_linear(src, prefix, out_f, in_f, cfg, world)
+            : quantize_weight(take(name, {out_f, in_f}), format, src.describe(name));
     bytes += linear_weight_bytes(host);
     LinearWeight lw = backend.upload_linear(host);
     lw.partial_sum = shard_rule_for(prefix).kind == SplitKind::Row && world.size > 1;
@@ -84,6 +89,9 @@ struct Loader {
 ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backend& backend,
                                 const World& world, WeightFormat proj_format) {
   check_tp_compatible(cfg, world.size);
+  require(!cfg.prequant.active() || proj_format != WeightFormat::Int8,
+          std::string("this checkpoint is already 4-bit (") + cfg.prequant.name() +
+              "): --weights int8 cannot apply; use --weights stored (or auto)");
   Loader ld{src, cfg, backend, world, proj_format};
   ModelWeights w;
   const int64_t H = cfg.hidden_size, I = cfg.intermediate_size, V = cfg.vocab_size;

@@ -47,6 +47,9 @@ class TensorSource {
   virtual std::string describe(const std::string& name) const = 0;
 };
 
+// "[3584, 18944]", for error messages.
+std::string shape_string(const std::vector<int64_t>& shape);
+
 // A Hugging Face checkpoint directory (model.safetensors or a sharded index).
 std::unique_ptr<TensorSource> open_checkpoint_source(const std::string& model_dir);
 // Deterministic random weights of cfg's shapes in `dtype` (benchmarks: --load-format dummy).

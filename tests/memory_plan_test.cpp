@@ -24,6 +24,10 @@ constexpr int64_t kProjRows = H + 2 * KVH * D + H + 2 * I + H;  // output rows o
 constexpr int64_t kNormsBiases = 2 * H * 4 + (H + 2 * KVH * D) * 4;  // F32 norms, q/k/v bias
 constexpr int64_t kT4Usable = 14495514624;     // floor(15360 MiB * 0.9)
 constexpr int64_t kReserveTp1 = (400 + 32 + 64) * MiB;  // context + cuBLAS + graphs
+// Quantized weights on a GPU add the prefill dequantization scratch of the layer needing the
+// most: gate/up [I, H] in fp16, rows fitting 32 MiB = 33554432 / (3584 * 2) = 4681, rounded
+// down to a multiple of 64 = 4672 rows of H fp16 values (down_proj: 832 rows of I, less).
+constexpr int64_t kDequantScratch = 4672 * 3584 * 2;
 // Workspace for 2048 tokens, 64 logit rows, fp16: residual F32, normed, proj, q, attn, k, v,
 // gate, up, act, last hidden, F32 logits.
 constexpr int64_t kWorkspace = 2048 * H * 4 + 2 * 2048 * H * 2 + 2 * 2048 * H * 2 +
@@ -109,8 +113,10 @@ TEST(MemoryPlan, Int4SevenBOnT4HoldsOver100kTokens) {
   const int64_t weights = 2 * V * H * 2 + L * layer + H * 4;  // fp16 tables + layers
   EXPECT_EQ(p.ranks.at(0).weights.total(), weights);
   EXPECT_EQ(weights, 5698861056);
-  const int64_t blocks = (kT4Usable - weights - kWorkspace - kReserveTp1) / (16 * 57344);
-  EXPECT_EQ(blocks, 8623);
+  EXPECT_EQ(p.ranks[0].reserve.dequant_scratch, kDequantScratch);
+  const int64_t blocks =
+      (kT4Usable - weights - kWorkspace - kReserveTp1 - kDequantScratch) / (16 * 57344);
+  EXPECT_EQ(blocks, 8587);
   EXPECT_EQ(p.kv_blocks, blocks);
   EXPECT_TRUE(p.fits);
   EXPECT_GT(p.kv_tokens(), 100000);
@@ -226,7 +232,8 @@ TEST(MemoryPlan, AutoWeightsPicksLeastLossyThatFits) {
                      64 * H * 2 + 64 * V * 4;
   const int64_t int8_weights =
       2 * V * H * 2 + L * (kProjParams + kProjRows * 4 + kNormsBiases) + H * 4;
-  const bool int8_fits = (kT4Usable - int8_weights - ws - kReserveTp1) / (16 * 57344) >= 2048;
+  const bool int8_fits =
+      (kT4Usable - int8_weights - ws - kReserveTp1 - kDequantScratch) / (16 * 57344) >= 2048;
   EXPECT_EQ(make_plan(r).weights, int8_fits ? WeightChoice::INT8 : WeightChoice::INT4);
 }
 
@@ -240,7 +247,8 @@ TEST(MemoryPlan, AutoContextIsTheLongestThatFits) {
   const int64_t usable = 10630044057;  // floor(11 GiB * 0.9)
   const int64_t weights = 2 * V * H * 2 + L * (kProjParams + kProjRows * 4 + kNormsBiases) + H * 4;
   const int64_t ws_bf16 = kWorkspace;  // bf16 and fp16 are both 2 bytes
-  const int64_t blocks = (usable - weights - ws_bf16 - kReserveTp1) / (16 * 57344);
+  const int64_t blocks =
+      (usable - weights - ws_bf16 - kReserveTp1 - kDequantScratch) / (16 * 57344);
   EXPECT_EQ(p.kv_blocks, blocks);
   EXPECT_EQ(p.max_model_len, blocks * 16);
   EXPECT_LT(p.max_model_len, 32768);
