@@ -208,12 +208,9 @@ cudaDataType_t cublas_type(DType t) {
   return t == DType::F32 ? CUDA_R_32F : t == DType::F16 ? CUDA_R_16F : CUDA_R_16BF;
 }
 
-// Weight rows per dequantized block: as many as fit kQuantScratchMaxBytes, whole multiples
-// of 64 when more than 64 (tensor-core friendly), at least one.
+// Weight rows per dequantized block (quant_scratch_rows in quant_matmul.h).
 int64_t block_rows(const QuantMatrix& w, size_t elem, size_t bytes) {
-  int64_t rows = std::min<int64_t>(w.N, int64_t(bytes / (size_t(w.K) * elem)));
-  if (rows > 64) rows = rows / 64 * 64;
-  return std::max<int64_t>(rows, 1);
+  return quant_scratch_rows(w.N, w.K, elem, bytes);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // packed weights are read in place, once per call; no dequantized copy of the matrix is made.
 // Plain pointers only (the AVX-512 file includes this header).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace tessera {
@@ -17,6 +18,18 @@ struct QuantMatrix {
   bool int4 = false;
   int64_t groups() const { return int4 ? (K + group_size - 1) / group_size : 1; }
 };
+
+// CUDA prefill dequantizes blocks of W' rows into a scratch of at most this many bytes.
+constexpr size_t kQuantScratchMaxBytes = size_t(32) << 20;
+
+// Rows per dequantized block (rows of K elements of elem bytes): as many as fit `bytes`,
+// whole multiples of 64 when more than 64 (tensor-core friendly), at least one, at most N.
+// Shared by the CUDA launcher and the memory plan, which reserves the scratch.
+inline int64_t quant_scratch_rows(int64_t N, int64_t K, size_t elem, size_t bytes) {
+  int64_t rows = N < int64_t(bytes / (size_t(K) * elem)) ? N : int64_t(bytes / (size_t(K) * elem));
+  if (rows > 64) rows = rows / 64 * 64;
+  return rows > 1 ? rows : 1;
+}
 
 // CPU reference and CPU backend path. x, y F32; OpenMP over output rows; AVX-512 when the
 // processor has it (and, for int4, group_size % 32 == 0), else quant_matmul_cpu_portable.

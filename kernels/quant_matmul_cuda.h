@@ -16,8 +16,6 @@
 namespace tessera {
 
 constexpr int64_t kQuantGemvMaxTokens = 8;
-// The most scratch a quantized layer asks for (a block of dequantized rows).
-constexpr size_t kQuantScratchMaxBytes = size_t(32) << 20;
 
 // Scratch bytes quant_linear_cuda uses for w with activations of `dtype`:
 // min(kQuantScratchMaxBytes, N * K * size) rounded down to whole rows, at least one row.

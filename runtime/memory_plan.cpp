@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 
+#include "kernels/quant_matmul.h"
 #include "parallel/shard_rules.h"
 #include "runtime/error.h"
 
@@ -31,15 +32,9 @@ constexpr int64_t kNccl = 256 * kMiB;
 constexpr int64_t kHostProcess = 256 * kMiB;
 
 // CUDA prefill with quantized weights dequantizes blocks of rows of a layer into one
-// scratch buffer: as many rows as fit 32 MiB, whole multiples of 64 when more than 64, at
-// least one (kQuantScratchMaxBytes and block_rows in kernels/quant_matmul.cu); it is sized
-// for the layer that needs the most.
-constexpr int64_t kDequantScratchMax = 32 * kMiB;
-
+// scratch buffer (kernels/quant_matmul.h), sized for the layer that needs the most.
 int64_t dequant_scratch_bytes(int64_t out, int64_t in, int64_t elem) {
-  int64_t rows = std::min(out, kDequantScratchMax / (in * elem));
-  if (rows > 64) rows = rows / 64 * 64;
-  return std::max<int64_t>(rows, 1) * in * elem;
+  return quant_scratch_rows(out, in, size_t(elem), kQuantScratchMaxBytes) * in * elem;
 }
 
 constexpr int64_t kInt4Group = 128;  // input features per int4 scale/zero pair
