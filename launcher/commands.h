@@ -15,5 +15,6 @@ CommandRunner register_serve(CLI::App& app);
 CommandRunner register_launch(CLI::App& app);
 CommandRunner register_plan(CLI::App& app);
 CommandRunner register_perplexity(CLI::App& app);
+CommandRunner register_quantize(CLI::App& app);
 
 }  // namespace tessera

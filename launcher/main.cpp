@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   runners["launch"] = tessera::register_launch(app);
   runners["plan"] = tessera::register_plan(app);
   runners["perplexity"] = tessera::register_perplexity(app);
+  runners["quantize"] = tessera::register_quantize(app);
   std::vector<std::string> args(argv, argv + argc);
   try {
     args = tessera::expand_config(app, args);  // --config FILE: the preset's options

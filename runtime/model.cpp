@@ -94,6 +94,17 @@ Tensor Model::buf(Slot slot, DType dtype, std::initializer_list<int64_t> dims) {
   return want;
 }
 
+void Model::set_activation_observer(ActivationObserver observer) {
+  require(!observer || (backend_.device() == Device::CPU &&
+                        backend_.compute_dtype() == DType::F32),
+          "activation calibration runs on the CPU backend (--device cpu)");
+  observer_ = std::move(observer);
+}
+
+void Model::observe(const LayerWeights& lw, LinearInput site, const Tensor& x) {
+  if (observer_) observer_(int64_t(&lw - w_.layers.data()), site, x);
+}
+
 void Model::project(const Tensor& x, const LinearWeight& w, Tensor& out) {
   if (w.input_perm.empty()) {
     backend_.linear(x, w, out);
@@ -113,6 +124,7 @@ Tensor Model::attention_block(const LayerWeights& lw, KvLayer& cache, const Tens
   Tensor q = buf(kQ, ct, {n, heads_local_ * d});
   Tensor k = buf(kK, ct, {n, kv_heads_local_ * d});
   Tensor v = buf(kV, ct, {n, kv_heads_local_ * d});
+  observe(lw, LinearInput::kAttention, h);
   project(h, lw.q, q);
   project(h, lw.k, k);
   project(h, lw.v, v);
@@ -124,6 +136,7 @@ Tensor Model::attention_block(const LayerWeights& lw, KvLayer& cache, const Tens
   Tensor attn = buf(kAttn, ct, {n, heads_local_ * d});
   backend_.attention(q3, cache, block_size, attn_, bt, attn);
   Tensor out = buf(kProj, ct, {n, cfg_.hidden_size});
+  observe(lw, LinearInput::kAttentionOut, attn);
   project(attn, lw.o, out);
   return out;
 }
@@ -132,11 +145,13 @@ Tensor Model::mlp_block(const LayerWeights& lw, const Tensor& h, int64_t n) {
   const DType ct = backend_.compute_dtype();
   Tensor gate = buf(kGate, ct, {n, inter_local_});
   Tensor up = buf(kUp, ct, {n, inter_local_});
+  observe(lw, LinearInput::kMlp, h);
   project(h, lw.gate, gate);
   project(h, lw.up, up);
   Tensor act = buf(kAct, ct, {n, inter_local_});
   backend_.silu_mul(gate, up, act);
   Tensor out = buf(kProj, ct, {n, cfg_.hidden_size});
+  observe(lw, LinearInput::kMlpAct, act);
   project(act, lw.down, out);
   return out;
 }
@@ -226,7 +241,7 @@ std::vector<float> Model::forward(const Batch& batch, KvCache& kv) {
   reserve_workspace(n, nl);
   const Tensor local = nl > 0 ? buf(kLogits, DType::F32, {nl, vocab_local}) : Tensor{};
   const auto step = [&] { device_step(bt, kv, nl, local); };
-  if (graph_step(batch))
+  if (graph_step(batch) && !observer_)
     backend_.run_captured(step_key(batch, kv), step);
   else
     step();

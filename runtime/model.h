@@ -2,6 +2,7 @@
 // (prefill, decode or both) on this rank's shard and returns the requested logits.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <vector>
 
@@ -12,6 +13,13 @@
 #include "runtime/weights.h"
 
 namespace tessera {
+
+// The input a linear layer reads, per layer: the calibration sites of `tessera quantize`.
+enum class LinearInput { kAttention /* q, k, v */, kAttentionOut /* o */, kMlp /* gate, up */,
+                         kMlpAct /* down */ };
+constexpr int kNumLinearInputs = 4;
+// Called with each site's activations x [tokens, in_features_local] (host F32) during forward.
+using ActivationObserver = std::function<void(int64_t layer, LinearInput site, const Tensor& x)>;
 
 class Model {
  public:
@@ -35,6 +43,10 @@ class Model {
 
   static constexpr int64_t kMaxGraphTokens = 256;
 
+  // Calibration hook (CPU backend with F32 activations only: UserError otherwise); an empty
+  // function removes it. Steps with an observer never run as captured graphs.
+  void set_activation_observer(ActivationObserver observer);
+
  private:
   // Named intermediate tensors, reused across steps. reserve_workspace grows them (and bumps
   // generation_) before a step; inside the device part of a step buf() only hands out views.
@@ -50,6 +62,7 @@ class Model {
 
   // out = x @ w^T, all-reduced when w is a row-split shard (partial sums).
   void project(const Tensor& x, const LinearWeight& w, Tensor& out);
+  void observe(const LayerWeights& lw, LinearInput site, const Tensor& x);
   Tensor attention_block(const LayerWeights& lw, KvLayer& cache, const Tensor& h,
                          const BatchTensors& bt, int64_t block_size);
   Tensor mlp_block(const LayerWeights& lw, const Tensor& h, int64_t n);
@@ -65,6 +78,7 @@ class Model {
   std::map<Slot, Tensor> workspace_;
   uint64_t generation_;    // process-unique; renewed whenever a workspace buffer is reallocated
   int64_t permuted_width_ = 0;  // widest input_perm of any layer (0: none)
+  ActivationObserver observer_;
   bool in_step_ = false;   // inside device_step: workspace_ must not grow
 };
 

@@ -92,7 +92,9 @@ ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backe
   require(!cfg.prequant.active() || proj_format != WeightFormat::Int8,
           std::string("this checkpoint is already 4-bit (") + cfg.prequant.name() +
               "): --weights int8 cannot apply; use --weights stored (or auto)");
-  Loader ld{src, cfg, backend, world, proj_format};
+  // A pre-quantized checkpoint's layers without a qweight (its modules_to_not_convert) were
+  // left unquantized on purpose: they load as stored whatever --weights says.
+  Loader ld{src, cfg, backend, world, cfg.prequant.active() ? WeightFormat::Dense : proj_format};
   ModelWeights w;
   const int64_t H = cfg.hidden_size, I = cfg.intermediate_size, V = cfg.vocab_size;
   const LocalDims local = local_dims(cfg, world);

@@ -187,6 +187,45 @@ TEST(PrequantizedModel, WeightsInt8OnA4BitCheckpointIsAClearError) {
   fs::remove_all(dir);
 }
 
+// The AWQ checkpoint with layer 0's q_proj left unquantized, as modules_to_not_convert does.
+class PartlyQuantized final : public TensorSource {
+ public:
+  PartlyQuantized(TensorSource& quant, TensorSource& dense) : quant_(quant), dense_(dense) {}
+  bool has(const std::string& n) const override {
+    if (n.rfind(kLayer, 0) == 0) return n == std::string(kLayer) + ".weight";
+    return quant_.has(n);
+  }
+  std::vector<int64_t> shape(const std::string& n) const override { return of(n).shape(n); }
+  Tensor rows(const std::string& n, int64_t r0, int64_t r1) override { return of(n).rows(n, r0, r1); }
+  Tensor cols(const std::string& n, int64_t c0, int64_t c1) override { return of(n).cols(n, c0, c1); }
+  std::string describe(const std::string& n) const override { return of(n).describe(n); }
+
+ private:
+  static constexpr const char* kLayer = "model.layers.0.self_attn.q_proj";
+  TensorSource& of(const std::string& n) const { return n.rfind(kLayer, 0) == 0 ? dense_ : quant_; }
+  TensorSource& quant_;
+  TensorSource& dense_;
+};
+
+TEST(PrequantizedModel, LayersWithoutQweightLoadAsStoredEvenWithWeightsInt4) {
+  TESSERA_REQUIRE_TESTDATA();
+  const fs::path dir = fs::path(::testing::TempDir()) / "prequant-not-converted";
+  write_checkpoints(dir, "awq", 128, false);
+  const ModelConfig cfg = load_model_config((dir / "quant").string());
+  auto backend = make_cpu_backend(1);
+  auto quant = open_checkpoint_source((dir / "quant").string());
+  auto dense = open_checkpoint_source((dir / "dense").string());
+  PartlyQuantized src(*quant, *dense);
+  for (WeightFormat f : {WeightFormat::Dense, WeightFormat::Int4}) {  // stored | int4 / auto
+    const ModelWeights w = load_model_weights(src, cfg, *backend, World{}, f);
+    EXPECT_EQ(w.layers[0].q.format, WeightFormat::Dense);
+    EXPECT_EQ(w.layers[0].q.weight.dtype, DType::F32);
+    EXPECT_EQ(w.layers[0].k.format, WeightFormat::Int4);
+    EXPECT_EQ(w.layers[1].q.format, WeightFormat::Int4);
+  }
+  fs::remove_all(dir);
+}
+
 // Qwen2.5-7B as a GPTQ checkpoint on a T4: int4 weights as stored (group 128 like tessera's
 // own int4), act-order adding one I32 per input of every *_proj layer:
 // 4 * (q, k, v, gate, up: 5 x H inputs + o: H + down: I) bytes a layer.
