@@ -36,14 +36,56 @@ void quantize_group(const float* w, int64_t n, float c, uint8_t* q, float* scale
   *zero = int8_t(z);
 }
 
-// sum of squares of x [rows, in] @ d[out, in]^T.
-double output_error(const Matrix& x, const Matrix& d) {
-  if (x.rows == 0) return 0.0;
-  std::vector<float> y(static_cast<size_t>(x.rows * d.rows));
-  matmul_cpu(x.v.data(), x.rows, x.cols, d.v.data(), DType::F32, d.rows, nullptr, y.data());
-  double e = 0.0;
-  for (float v : y) e += double(v) * double(v);
-  return e;
+// Columns [c0, c0 + n) of m into out [m.rows, n].
+void copy_columns(const Matrix& m, int64_t c0, int64_t n, std::vector<float>& out) {
+  out.resize(size_t(m.rows * n));
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < m.rows; ++r) std::copy_n(m.row(r) + c0, n, out.data() + r * n);
+}
+
+// Sum of squares of x [rows, in] @ d [out, in]^T. The product is accumulated over blocks of
+// kBlock inputs: the matmul kernel streams all of x once per few outputs, so x must stay in
+// cache (at 7B sizes x is 512 x 18944 floats, and the unblocked product was memory-bound).
+struct OutputError {
+  static constexpr int64_t kBlock = 1024;
+  std::vector<float> xb, db, yb, y;
+
+  double operator()(const Matrix& x, const Matrix& d) {
+    if (x.rows == 0) return 0.0;
+    const int64_t n = x.rows * d.rows;
+    y.assign(size_t(n), 0.0f);
+    for (int64_t c0 = 0; c0 < x.cols; c0 += kBlock) {
+      const int64_t w = std::min(kBlock, x.cols - c0);
+      copy_columns(x, c0, w, xb);
+      copy_columns(d, c0, w, db);
+      yb.resize(size_t(n));
+      matmul_cpu(xb.data(), x.rows, w, db.data(), DType::F32, d.rows, nullptr, yb.data());
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < n; ++i) y[size_t(i)] += yb[size_t(i)];
+    }
+    double e = 0.0;
+#pragma omp parallel for reduction(+ : e) schedule(static)
+    for (int64_t i = 0; i < n; ++i) e += double(y[size_t(i)]) * double(y[size_t(i)]);
+    return e;
+  }
+};
+
+// d = W - Q(W diag s) diag(1/s) [out, in] (d sized like w), row by row in one pass.
+void scaled_rtn_error(const Matrix& w, const std::vector<float>& s, int64_t group, Matrix& d) {
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < w.rows; ++o) {
+    std::vector<float> row(static_cast<size_t>(w.cols));
+    std::vector<uint8_t> q(static_cast<size_t>(group));
+    for (int64_t c = 0; c < w.cols; ++c) row[size_t(c)] = w.row(o)[c] * s[size_t(c)];
+    for (int64_t g0 = 0; g0 < w.cols; g0 += group) {
+      float scale;
+      int8_t z;
+      quantize_group(row.data() + g0, group, 1.0f, q.data(), &scale, &z);
+      for (int64_t i = 0; i < group; ++i)
+        d.row(o)[g0 + i] = w.row(o)[g0 + i] -
+                           (float(q[size_t(i)]) - float(z)) * scale / s[size_t(g0 + i)];
+    }
+  }
 }
 
 }  // namespace
@@ -131,6 +173,7 @@ ScaleChoice search_scales(const std::vector<const Matrix*>& weights, const Activ
   const int64_t in = int64_t(mean.size());
   for (const Matrix* w : weights)
     require(w->cols == in, "search_scales: weight and activation widths differ");
+  require(group > 0 && in % group == 0, "search_scales: inputs are not whole groups");
   if (!channel_tie.empty()) {  // each channel takes its class's mean
     require(int64_t(channel_tie.size()) == in, "search_scales: channel_tie size");
     std::vector<double> sum(size_t(in), 0.0);
@@ -144,6 +187,9 @@ ScaleChoice search_scales(const std::vector<const Matrix*>& weights, const Activ
                               double(count[size_t(channel_tie[size_t(c)])]));
   }
   ScaleChoice best;
+  std::vector<Matrix> d;  // per weight, reused across the grid (allocating is not free at 7B)
+  for (const Matrix* w : weights) d.emplace_back(w->rows, w->cols);
+  OutputError output_error;
   for (int i = 0; i <= grid; ++i) {
     const double alpha = double(i) / grid;
     std::vector<float> s(static_cast<size_t>(in));
@@ -156,15 +202,9 @@ ScaleChoice search_scales(const std::vector<const Matrix*>& weights, const Activ
     const float norm = std::sqrt(smax * smin);
     for (float& v : s) v /= norm;
     double loss = 0.0;
-    for (const Matrix* w : weights) {
-      Matrix scaled(w->rows, in);
-      for (int64_t o = 0; o < w->rows; ++o)
-        for (int64_t c = 0; c < in; ++c) scaled.row(o)[c] = w->row(o)[c] * s[size_t(c)];
-      Matrix d = dequantize_codes(quantize_int4_awq(scaled, group));
-      for (int64_t o = 0; o < w->rows; ++o)
-        for (int64_t c = 0; c < in; ++c)
-          d.row(o)[c] = w->row(o)[c] - d.row(o)[c] / s[size_t(c)];
-      loss += output_error(x.sample, d);
+    for (size_t k = 0; k < weights.size(); ++k) {
+      scaled_rtn_error(*weights[k], s, group, d[k]);
+      loss += output_error(x.sample, d[k]);
     }
     if (i == 0) best.rtn_loss = loss;
     if (i == 0 || loss < best.loss) {
@@ -179,47 +219,48 @@ ScaleChoice search_scales(const std::vector<const Matrix*>& weights, const Activ
 std::vector<float> search_clip(const Matrix& w, const ActivationStats& x, int64_t group,
                                const std::vector<float>& x_scale, int grid) {
   require(w.cols % group == 0 && x.sample.cols == w.cols, "search_clip: shapes");
-  const int64_t groups = w.cols / group, rows = x.sample.rows;
-  // Per group its Gram matrix G = X_g^T X_g [group, group] of the (scaled) sample.
-  std::vector<double> gram(size_t(groups * group * group), 0.0);
-#pragma omp parallel for schedule(static)
+  const int64_t groups = w.cols / group, rows = x.sample.rows, out = w.rows;
+  const int ncand = grid / 2;  // c = 1, 1 - 1/grid, ..., > 0.5 (AutoAWQ's range)
+  std::vector<float> clip(size_t(out * groups), 1.0f);
+  if (rows == 0) return clip;
+  // A group's error for a difference d is d^T G d with G = X_g^T X_g; per group, every row's
+  // candidates go through one matmul with G (the kernels' speed instead of scalar loops).
+  std::vector<float> xt(size_t(group * rows)), gram(size_t(group * group));
+  std::vector<float> d(size_t(out * ncand * group)), dg(d.size());
   for (int64_t g = 0; g < groups; ++g) {
-    double* G = gram.data() + g * group * group;
-    std::vector<double> xs(static_cast<size_t>(group));
-    for (int64_t t = 0; t < rows; ++t) {
-      for (int64_t i = 0; i < group; ++i) {
-        const int64_t c = g * group + i;
-        xs[size_t(i)] = x.sample.row(t)[c] / (x_scale.empty() ? 1.0 : x_scale[size_t(c)]);
-      }
-      for (int64_t i = 0; i < group; ++i)
-        for (int64_t j = 0; j < group; ++j) G[i * group + j] += xs[size_t(i)] * xs[size_t(j)];
-    }
-  }
-  std::vector<float> clip(size_t(w.rows * groups), 1.0f);
 #pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < w.rows; ++o) {
-    std::vector<uint8_t> q(static_cast<size_t>(group));
-    std::vector<double> d(static_cast<size_t>(group));
-    for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t i = 0; i < group; ++i) {
+      const int64_t c = g * group + i;
+      const float inv = x_scale.empty() ? 1.0f : 1.0f / x_scale[size_t(c)];
+      for (int64_t t = 0; t < rows; ++t) xt[size_t(i * rows + t)] = x.sample.row(t)[c] * inv;
+    }
+    matmul_cpu(xt.data(), group, rows, xt.data(), DType::F32, group, nullptr, gram.data());
+#pragma omp parallel for schedule(static)
+    for (int64_t o = 0; o < out; ++o) {
+      std::vector<uint8_t> q(static_cast<size_t>(group));
       const float* wg = w.row(o) + g * group;
-      const double* G = gram.data() + g * group * group;
-      double best = INFINITY;
-      for (int k = 0; k < grid / 2; ++k) {  // c = 1, 1 - 1/grid, ..., > 0.5 (AutoAWQ's range)
-        const float c = 1.0f - float(k) / float(grid);
+      for (int k = 0; k < ncand; ++k) {
         float s;
         int8_t z;
-        quantize_group(wg, group, c, q.data(), &s, &z);
+        quantize_group(wg, group, 1.0f - float(k) / float(grid), q.data(), &s, &z);
+        float* dk = d.data() + (o * ncand + k) * group;
         for (int64_t i = 0; i < group; ++i)
-          d[size_t(i)] = double(wg[i]) - (double(q[size_t(i)]) - double(z)) * double(s);
+          dk[i] = wg[i] - (float(q[size_t(i)]) - float(z)) * s;
+      }
+    }
+    matmul_cpu(d.data(), out * ncand, group, gram.data(), DType::F32, group, nullptr,
+               dg.data());  // G is symmetric: d G^T = d G
+#pragma omp parallel for schedule(static)
+    for (int64_t o = 0; o < out; ++o) {
+      double best = INFINITY;
+      for (int k = 0; k < ncand; ++k) {
+        const float* dk = d.data() + (o * ncand + k) * group;
+        const float* gk = dg.data() + (o * ncand + k) * group;
         double e = 0.0;
-        for (int64_t i = 0; i < group; ++i) {
-          double row = 0.0;
-          for (int64_t j = 0; j < group; ++j) row += G[i * group + j] * d[size_t(j)];
-          e += d[size_t(i)] * row;
-        }
+        for (int64_t i = 0; i < group; ++i) e += double(dk[i]) * double(gk[i]);
         if (e < best) {
           best = e;
-          clip[size_t(o * groups + g)] = c;
+          clip[size_t(o * groups + g)] = 1.0f - float(k) / float(grid);
         }
       }
     }
