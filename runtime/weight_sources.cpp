@@ -1,6 +1,7 @@
 // TensorSources: a Hugging Face checkpoint (zero-copy row views of the mmapped file, column
 // slices copied), and deterministic random weights of a config's shapes.
 #include <cmath>
+#include <numeric>
 #include <map>
 
 #include "runtime/checkpoint.h"
@@ -46,7 +47,8 @@ uint64_t hash_name(const std::string& s) {
 
 class DummySource final : public TensorSource {
  public:
-  DummySource(const ModelConfig& c, DType dtype, uint64_t seed) : dtype_(dtype), seed_(seed) {
+  DummySource(const ModelConfig& c, DType dtype, uint64_t seed)
+      : dtype_(dtype), seed_(seed), act_order_(c.prequant.desc_act) {
     const int64_t H = c.hidden_size, I = c.intermediate_size;
     shapes_["model.embed_tokens.weight"] = {c.vocab_size, H};
     if (!c.tie_word_embeddings) shapes_["lm_head.weight"] = {c.vocab_size, H};
@@ -55,13 +57,13 @@ class DummySource final : public TensorSource {
       const std::string p = "model.layers." + std::to_string(l) + ".";
       shapes_[p + "input_layernorm.weight"] = {H};
       shapes_[p + "post_attention_layernorm.weight"] = {H};
-      shapes_[p + "self_attn.q_proj.weight"] = {c.q_size(), H};
-      shapes_[p + "self_attn.k_proj.weight"] = {c.kv_size(), H};
-      shapes_[p + "self_attn.v_proj.weight"] = {c.kv_size(), H};
-      shapes_[p + "self_attn.o_proj.weight"] = {H, c.q_size()};
-      shapes_[p + "mlp.gate_proj.weight"] = {I, H};
-      shapes_[p + "mlp.up_proj.weight"] = {I, H};
-      shapes_[p + "mlp.down_proj.weight"] = {H, I};
+      add_linear(c, p + "self_attn.q_proj", c.q_size(), H);
+      add_linear(c, p + "self_attn.k_proj", c.kv_size(), H);
+      add_linear(c, p + "self_attn.v_proj", c.kv_size(), H);
+      add_linear(c, p + "self_attn.o_proj", H, c.q_size());
+      add_linear(c, p + "mlp.gate_proj", I, H);
+      add_linear(c, p + "mlp.up_proj", I, H);
+      add_linear(c, p + "mlp.down_proj", H, I);
       if (c.attention_bias) {
         shapes_[p + "self_attn.q_proj.bias"] = {c.q_size()};
         shapes_[p + "self_attn.k_proj.bias"] = {c.kv_size()};
@@ -87,10 +89,67 @@ class DummySource final : public TensorSource {
   }
 
  private:
+  // What a pre-quantized checkpoint stores instead of a *_proj weight (runtime/prequantized.h).
+  enum class Packed { Words, Scales, GroupIndex };
+  struct PackedInfo {
+    Packed kind;
+    int64_t in, group;  // the layer's inputs; inputs per group
+  };
+
+  // A *_proj layer [out, in]: a dense weight, or (the config has a quantization_config) the
+  // AWQ / GPTQ tensors of random 4-bit codes, so the loader takes the real repacking path.
+  void add_linear(const ModelConfig& c, const std::string& prefix, int64_t out, int64_t in) {
+    const PrequantConfig& q = c.prequant;
+    if (!q.active()) {
+      shapes_[prefix + ".weight"] = {out, in};
+      return;
+    }
+    const int64_t g = q.group_size > 0 ? q.group_size : in, groups = (in + g - 1) / g;
+    const bool awq = q.method == PrequantConfig::Method::Awq;
+    shapes_[prefix + ".qweight"] = awq ? std::vector<int64_t>{in, out / 8}
+                                       : std::vector<int64_t>{in / 8, out};
+    shapes_[prefix + ".qzeros"] = {groups, out / 8};
+    shapes_[prefix + ".scales"] = {groups, out};
+    packed_[prefix + ".qweight"] = {Packed::Words, in, g};
+    packed_[prefix + ".qzeros"] = {Packed::Words, in, g};
+    packed_[prefix + ".scales"] = {Packed::Scales, in, g};
+    if (!awq) {
+      shapes_[prefix + ".g_idx"] = {in};
+      packed_[prefix + ".g_idx"] = {Packed::GroupIndex, in, g};
+    }
+  }
+
+  // Packed tensors: random int32 words (any nibble is a valid code or zero point), fp16
+  // scales giving weights of the dense dummies' size, g_idx i / g (act-order: of a fixed
+  // permutation of the inputs).
+  Tensor generate_packed(const std::string& name, const PackedInfo& pi, int64_t r0, int64_t r1,
+                         int64_t c0, int64_t c1, int64_t width) {
+    const bool vector = shapes_.at(name).size() == 1;
+    const DType dt = pi.kind == Packed::Scales ? DType::F16 : DType::I32;
+    Tensor t = vector ? host_tensor(dt, {r1 - r0}) : host_tensor(dt, {r1 - r0, c1 - c0});
+    const uint64_t key = splitmix64(seed_ ^ hash_name(name));
+    const uint16_t scale = f32_to_f16(1.0f / (8.0f * std::sqrt(float(pi.in))));
+    // An odd multiplier coprime with `in` permutes the inputs (act-order's scattered groups).
+    int64_t mult = 7919;
+    while (std::gcd(mult, pi.in) != 1) mult += 2;
+    const bool act_order = act_order_;
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t i = (r - r0) * (c1 - c0) + (c - c0), e = r * width + c;
+        if (pi.kind == Packed::Scales) t.ptr<uint16_t>()[i] = scale;
+        else if (pi.kind == Packed::Words)
+          t.ptr<uint32_t>()[i] = uint32_t(splitmix64(key + uint64_t(e)));
+        else t.ptr<int32_t>()[i] = int32_t((act_order ? e * mult % pi.in : e) / pi.group);
+      }
+    return t;
+  }
+
   // Element (r, c) of a tensor is a pure function of (seed, name, r * width + c), so every
   // rank's slice agrees with the unsharded tensor.
   Tensor generate(const std::string& name, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
                   int64_t width) {
+    if (auto it = packed_.find(name); it != packed_.end())
+      return generate_packed(name, it->second, r0, r1, c0, c1, width);
     const auto& s = shapes_.at(name);
     const bool vector = s.size() == 1;
     const bool norm = name.find("norm") != std::string::npos;
@@ -117,7 +176,9 @@ class DummySource final : public TensorSource {
 
   DType dtype_;
   uint64_t seed_;
+  bool act_order_ = false;
   std::map<std::string, std::vector<int64_t>> shapes_;
+  std::map<std::string, PackedInfo> packed_;
 };
 
 }  // namespace

@@ -226,6 +226,40 @@ TEST(PrequantizedModel, LayersWithoutQweightLoadAsStoredEvenWithWeightsInt4) {
   fs::remove_all(dir);
 }
 
+// Random weights (--load-format dummy) of a config with a quantization_config come in the
+// checkpoint's packed layout, so bench and serve load what the plan counted (int4).
+TEST(PrequantizedModel, DummyWeightsOfAQuantizedConfigTakeItsPackedLayout) {
+  TESSERA_REQUIRE_TESTDATA();
+  const json base = json::parse(read_file(testdata_dir() + "/models/TinyStories-656K/config.json"));
+  const struct { json q; bool perm; } cases[] = {
+      {{{"quant_method", "awq"}, {"bits", 4}, {"group_size", 64}, {"version", "gemm"}}, false},
+      {{{"quant_method", "gptq"}, {"bits", 4}, {"group_size", 64}, {"desc_act", true}}, true}};
+  auto backend = make_cpu_backend(1);
+  for (const auto& c : cases) {
+    json j = base;
+    j["quantization_config"] = c.q;
+    const ModelConfig cfg = parse_model_config(j.dump(), "config.json");
+    for (int tp : {1, 2})
+      for (int rank = 0; rank < tp; ++rank) {
+        World world;
+        world.rank = rank, world.size = tp;
+        auto src = make_dummy_source(cfg, DType::F32, 1);
+        const ModelWeights w = load_model_weights(*src, cfg, *backend, world);
+        const LayerWeights& l = w.layers[1];
+        for (const LinearWeight* lw : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
+          EXPECT_EQ(lw->format, WeightFormat::Int4) << c.q.dump();
+          EXPECT_EQ(lw->group_size, 64);
+          EXPECT_EQ(lw->input_perm.empty(), !c.perm) << c.q.dump() << " tp " << tp;
+        }
+      }
+    auto comm = make_single_comm();
+    auto src = make_dummy_source(cfg, DType::F32, 1);
+    Model m(cfg, load_model_weights(*src, cfg, *backend, comm->world()), *backend, *comm);
+    for (const auto& row : prefill_all_logits(m, {1, 2, 3, 4}))
+      for (float v : row) ASSERT_TRUE(std::isfinite(v));
+  }
+}
+
 // Qwen2.5-7B as a GPTQ checkpoint on a T4: int4 weights as stored (group 128 like tessera's
 // own int4), act-order adding one I32 per input of every *_proj layer:
 // 4 * (q, k, v, gate, up: 5 x H inputs + o: H + down: I) bytes a layer.
