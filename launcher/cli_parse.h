@@ -1,8 +1,13 @@
-// Parsing of numeric command-line values shared by the subcommands.
+// Parsing of command-line values shared by the subcommands.
 #pragma once
+#include <filesystem>
+#include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <utility>
+
+#include "runtime/error.h"
 
 namespace tessera {
 
@@ -30,6 +35,16 @@ inline std::pair<double, std::string> split_number_unit(const std::string& text)
     used = 0;
   }
   return {used > 0 ? v : 0.0, text.substr(used)};
+}
+
+// The whole of a text file named by `option` ("--file"); UserError "OPTION: cannot read PATH".
+inline std::string read_text_file(const std::string& path, const std::string& option) {
+  require(std::filesystem::is_regular_file(path), option + ": cannot read " + path);
+  std::ifstream f(path, std::ios::binary);
+  require(bool(f), option + ": cannot read " + path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
 }
 
 }  // namespace tessera

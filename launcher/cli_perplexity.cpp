@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "launcher/cli_parse.h"
 #include "launcher/commands.h"
 #include "launcher/model_loading.h"
 #include "runtime/error.h"
@@ -28,15 +29,6 @@ struct PerplexityArgs {
 };
 
 constexpr int64_t kDefaultWindow = 1024;  // capped at max_position_embeddings
-
-std::string read_text(const std::string& path) {
-  require(std::filesystem::is_regular_file(path), "--file: cannot read " + path);
-  std::ifstream f(path, std::ios::binary);
-  require(bool(f), "--file: cannot read " + path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // The "ids" array of a JSON object (like the perplexity goldens) or a bare array of ids;
 // the object's "window", when present, becomes the default window.
@@ -70,7 +62,7 @@ int run_perplexity(const PerplexityArgs& a) {
   if (!a.ids_file.empty()) {
     ids = read_ids(a.ids_file, &window);
   } else {
-    const std::string text = read_text(a.text_file);
+    const std::string text = read_text_file(a.text_file, "--file");
     const std::string dir = a.model.model_dir;
     require(!dir.empty() && std::filesystem::exists(dir + "/tokenizer.json"),
             "--file needs the model's tokenizer.json (in --model DIR); use --ids-json");

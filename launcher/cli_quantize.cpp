@@ -4,12 +4,11 @@
 // with `--model OUT` like any AWQ checkpoint. CPU only, one process.
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 
+#include "launcher/cli_parse.h"
 #include "launcher/commands.h"
 #include "launcher/model_loading.h"
 #include "runtime/awq_checkpoint.h"
@@ -33,13 +32,10 @@ const char* kSiteNames[kNumLinearInputs] = {"qkv", "o", "gate_up", "down"};
 std::vector<int32_t> calibration_ids(const QuantizeArgs& a) {
   require(!a.calib_file.empty(), "--method awq needs --calib-file TEXT (a few thousand tokens "
                                  "of text like the model's use; --method rtn needs none)");
-  require(fs::is_regular_file(a.calib_file), "--calib-file: cannot read " + a.calib_file);
+  const std::string text = read_text_file(a.calib_file, "--calib-file");
   require(fs::exists(a.model_dir + "/tokenizer.json"),
           "--calib-file needs the model's tokenizer.json in " + a.model_dir);
-  std::ifstream f(a.calib_file, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::vector<int32_t> ids = Tokenizer::from_dir(a.model_dir).encode(ss.str(), true);
+  std::vector<int32_t> ids = Tokenizer::from_dir(a.model_dir).encode(text, true);
   require(ids.size() >= 2, a.calib_file + " holds fewer than 2 tokens");
   return ids;
 }
