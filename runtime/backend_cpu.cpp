@@ -17,16 +17,23 @@
 namespace tessera {
 namespace {
 
-void expect(bool ok, const char* op, const std::string& what) {
-  if (!ok) throw std::invalid_argument(std::string("cpu backend ") + op + ": " + what);
+[[noreturn]] void fail(const char* op, const std::string& what) {
+  throw std::invalid_argument(std::string("cpu backend ") + op + ": " + what);
 }
 
+// Checks run on every op of every step: the message (strings, shapes) is built only when
+// one fails.
+#define EXPECT(ok, op, what)   \
+  do {                         \
+    if (!(ok)) fail(op, what); \
+  } while (false)
+
 void expect_f32(const Tensor& t, const char* op) {
-  expect(t.dtype == DType::F32, op, "expected F32, got " + std::string(dtype_name(t.dtype)));
+  EXPECT(t.dtype == DType::F32, op, "expected F32, got " + std::string(dtype_name(t.dtype)));
 }
 
 PagedKv paged(const KvLayer& l, int64_t block_size) {
-  expect(l.k.dtype == DType::F32 || l.k.dtype == DType::I8, "kv cache",
+  EXPECT(l.k.dtype == DType::F32 || l.k.dtype == DType::I8, "kv cache",
          std::string("expected F32 or I8, got ") + dtype_name(l.k.dtype));
   PagedKv c{l.k.data, l.v.data, l.k.dim(1), block_size, l.k.dim(3), l.k.dtype};
   c.k_scale = l.k_scale.ptr<float>();  // null unless I8
@@ -76,7 +83,7 @@ class CpuBackend final : public Backend {
   void embedding(const Tensor& table, int64_t vocab_begin, const BatchTensors& b,
                  Tensor& out) override {
     expect_f32(out, "embedding");
-    expect(out.dim(0) == b.host->num_tokens() && out.dim(1) == table.dim(1), "embedding",
+    EXPECT(out.dim(0) == b.host->num_tokens() && out.dim(1) == table.dim(1), "embedding",
            "out shape " + out.shape_str());
     embedding_cpu(table.data, table.dtype, table.dim(0), table.dim(1), vocab_begin,
                   b.host->token_ids.data(), b.host->num_tokens(), out.ptr<float>());
@@ -86,7 +93,7 @@ class CpuBackend final : public Backend {
     expect_f32(x, "rmsnorm");
     expect_f32(w, "rmsnorm");
     expect_f32(out, "rmsnorm");
-    expect(x.numel() == out.numel() && x.dim(-1) == w.numel(), "rmsnorm", "shape mismatch");
+    EXPECT(x.numel() == out.numel() && x.dim(-1) == w.numel(), "rmsnorm", "shape mismatch");
     rmsnorm_cpu(x.ptr<float>(), w.ptr<float>(), eps, x.dim(0), x.dim(-1), out.ptr<float>());
   }
 
@@ -94,7 +101,7 @@ class CpuBackend final : public Backend {
                    Tensor& out) override {
     expect_f32(residual, "add_rmsnorm");
     expect_f32(delta, "add_rmsnorm");
-    expect(residual.numel() == delta.numel() && residual.numel() == out.numel(),
+    EXPECT(residual.numel() == delta.numel() && residual.numel() == out.numel(),
            "add_rmsnorm", "shape mismatch");
     add_rmsnorm_cpu(residual.ptr<float>(), delta.ptr<float>(), w.ptr<float>(), eps,
                     residual.dim(0), residual.dim(-1), out.ptr<float>());
@@ -104,9 +111,9 @@ class CpuBackend final : public Backend {
     expect_f32(x, "linear");
     expect_f32(out, "linear");
     const int64_t M = x.dim(0), K = x.row_size(), N = w.out_features();
-    expect(K == w.in_features(), "linear",
+    EXPECT(K == w.in_features(), "linear",
            "x " + x.shape_str() + " vs weight " + w.weight.shape_str());
-    expect(out.dim(0) == M && out.row_size() == N, "linear", "out " + out.shape_str());
+    EXPECT(out.dim(0) == M && out.row_size() == N, "linear", "out " + out.shape_str());
     const float* bias = w.bias.empty() ? nullptr : w.bias.ptr<float>();
     if (w.format != WeightFormat::Dense)  // F32 x in both precisions: the weight is the loss
       return quant_matmul_cpu(x.ptr<float>(), M, quant_matrix(w), bias, out.ptr<float>());
@@ -139,14 +146,14 @@ class CpuBackend final : public Backend {
                  const AttentionParams& p, const BatchTensors& b, Tensor& out) override {
     expect_f32(q, "attention");
     expect_f32(out, "attention");
-    expect(cache.k.dim(1) == p.num_kv_heads && cache.k.dim(3) == p.head_dim, "attention",
+    EXPECT(cache.k.dim(1) == p.num_kv_heads && cache.k.dim(3) == p.head_dim, "attention",
            "cache shape " + cache.k.shape_str());
     paged_attention_cpu(q.ptr<float>(), p.num_heads, paged(cache, block_size), *b.host,
                         p.scale, p.sliding_window, out.ptr<float>());
   }
 
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
-    expect(gate.numel() == up.numel() && gate.numel() == out.numel(), "silu_mul",
+    EXPECT(gate.numel() == up.numel() && gate.numel() == out.numel(), "silu_mul",
            "shape mismatch");
     silu_mul_cpu(gate.ptr<float>(), up.ptr<float>(), gate.numel(), out.ptr<float>());
   }
@@ -155,26 +162,26 @@ class CpuBackend final : public Backend {
     const size_t row = size_t(x.row_size()) * dtype_size(x.dtype);
     const int32_t* idx = indices.ptr<int32_t>();
     for (int64_t i = 0; i < indices.numel(); ++i) {
-      expect(idx[i] >= 0 && idx[i] < x.dim(0), "gather_rows", "index out of range");
+      EXPECT(idx[i] >= 0 && idx[i] < x.dim(0), "gather_rows", "index out of range");
       std::memcpy(static_cast<char*>(out.data) + size_t(i) * row,
                   static_cast<const char*>(x.data) + size_t(idx[i]) * row, row);
     }
   }
 
   void gather_columns(const Tensor& x, const Tensor& indices, Tensor& out) override {
-    expect(indices.dtype == DType::I32 && indices.ndim == 1, "gather_columns",
+    EXPECT(indices.dtype == DType::I32 && indices.ndim == 1, "gather_columns",
            "indices must be I32 [J], got " + std::string(dtype_name(indices.dtype)) + " " +
                indices.shape_str());
-    expect(x.dtype == DType::F32 || x.dtype == DType::F16 || x.dtype == DType::BF16,
+    EXPECT(x.dtype == DType::F32 || x.dtype == DType::F16 || x.dtype == DType::BF16,
            "gather_columns", std::string("unsupported dtype ") + dtype_name(x.dtype));
-    expect(x.ndim >= 2 && out.ndim >= 2, "gather_columns", "x and out must be [rows, cols]");
+    EXPECT(x.ndim >= 2 && out.ndim >= 2, "gather_columns", "x and out must be [rows, cols]");
     const int64_t M = x.dim(0), K = x.row_size(), J = indices.numel();
-    expect(out.dtype == x.dtype && out.dim(0) == M && out.row_size() == J, "gather_columns",
+    EXPECT(out.dtype == x.dtype && out.dim(0) == M && out.row_size() == J, "gather_columns",
            "x " + x.shape_str() + " indices " + indices.shape_str() + " vs out " +
                out.shape_str());
     const int32_t* idx = indices.ptr<int32_t>();
     for (int64_t j = 0; j < J; ++j)
-      expect(idx[j] >= -1 && idx[j] < K, "gather_columns",
+      EXPECT(idx[j] >= -1 && idx[j] < K, "gather_columns",
              "index " + std::to_string(idx[j]) + " out of range for " + std::to_string(K) +
                  " columns");
     gather_columns_cpu(x.data, int64_t(dtype_size(x.dtype)), M, K, idx, J, out.data);
@@ -189,5 +196,7 @@ class CpuBackend final : public Backend {
 std::unique_ptr<Backend> make_cpu_backend(int num_threads, CpuPrecision precision) {
   return std::make_unique<CpuBackend>(num_threads, precision);
 }
+
+#undef EXPECT
 
 }  // namespace tessera

@@ -34,15 +34,22 @@ namespace {
 
 using cuda::check;
 
-void expect(bool ok, const char* op, const std::string& what) {
-  if (!ok) throw std::invalid_argument(std::string("cuda backend ") + op + ": " + what);
+[[noreturn]] void fail(const char* op, const std::string& what) {
+  throw std::invalid_argument(std::string("cuda backend ") + op + ": " + what);
 }
+
+// Checks run on every op of every step: the message (strings, shapes) is built only when
+// one fails.
+#define EXPECT(ok, op, what)   \
+  do {                         \
+    if (!(ok)) fail(op, what); \
+  } while (false)
 void expect_dtype(const Tensor& t, DType want, const char* op) {
-  expect(t.dtype == want, op,
+  EXPECT(t.dtype == want, op,
          std::string("expected ") + dtype_name(want) + ", got " + dtype_name(t.dtype));
 }
 void expect_cuda(const Tensor& t, const char* op) {
-  expect(t.device == Device::CUDA && t.data != nullptr, op, "tensor is not on the GPU");
+  EXPECT(t.device == Device::CUDA && t.data != nullptr, op, "tensor is not on the GPU");
 }
 bool is_float(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 
@@ -93,7 +100,7 @@ class CudaBackend final : public Backend {
   // 2-D float tensors (weight matrices, embedding tables) become the compute dtype; 1-D
   // float tensors (norm weights, biases) F32; other dtypes are copied as they are.
   Tensor upload(const Tensor& host) override {
-    expect(host.device == Device::CPU, "upload", "source is not a host tensor");
+    EXPECT(host.device == Device::CPU, "upload", "source is not a host tensor");
     DType want = host.dtype;
     if (is_float(host.dtype)) want = host.ndim >= 2 ? compute_ : DType::F32;
     Tensor out = alloc_like(host, want);
@@ -190,7 +197,7 @@ class CudaBackend final : public Backend {
                  Tensor& out) override {
     expect_dtype(out, DType::F32, "embedding");
     expect_cuda(table, "embedding");
-    expect(out.dim(0) == b.host->num_tokens() && out.row_size() == table.dim(1), "embedding",
+    EXPECT(out.dim(0) == b.host->num_tokens() && out.row_size() == table.dim(1), "embedding",
            "out shape " + out.shape_str());
     embedding_cuda(table.data, table.dtype, table.dim(0), table.dim(1), vocab_begin,
                    b.token_ids.ptr<int32_t>(), b.host->num_tokens(), out.ptr<float>(), stream_);
@@ -199,7 +206,7 @@ class CudaBackend final : public Backend {
   void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
     expect_dtype(x, DType::F32, "rmsnorm");
     expect_dtype(w, DType::F32, "rmsnorm");
-    expect(x.numel() == out.numel() && x.dim(-1) == w.numel(), "rmsnorm", "shape mismatch");
+    EXPECT(x.numel() == out.numel() && x.dim(-1) == w.numel(), "rmsnorm", "shape mismatch");
     rmsnorm_cuda(x.ptr<float>(), w.ptr<float>(), eps, x.dim(0), x.dim(-1), out.data, out.dtype,
                  stream_);
   }
@@ -208,7 +215,7 @@ class CudaBackend final : public Backend {
                    Tensor& out) override {
     expect_dtype(residual, DType::F32, "add_rmsnorm");
     expect_dtype(w, DType::F32, "add_rmsnorm");
-    expect(residual.numel() == delta.numel() && residual.numel() == out.numel() &&
+    EXPECT(residual.numel() == delta.numel() && residual.numel() == out.numel() &&
                residual.dim(-1) == w.numel(),
            "add_rmsnorm", "shape mismatch");
     add_rmsnorm_cuda(residual.ptr<float>(), delta.data, delta.dtype, w.ptr<float>(), eps,
@@ -217,10 +224,10 @@ class CudaBackend final : public Backend {
 
   void linear(const Tensor& x, const LinearWeight& w, Tensor& out) override {
     const int64_t M = x.dim(0), K = x.row_size(), N = w.out_features();
-    expect(K == w.in_features(), "linear",
+    EXPECT(K == w.in_features(), "linear",
            "x " + x.shape_str() + " vs weight " + w.weight.shape_str());
-    expect(out.dim(0) == M && out.row_size() == N, "linear", "out " + out.shape_str());
-    expect(w.bias.empty() || w.bias.dtype == DType::F32, "linear", "bias must be F32");
+    EXPECT(out.dim(0) == M && out.row_size() == N, "linear", "out " + out.shape_str());
+    EXPECT(w.bias.empty() || w.bias.dtype == DType::F32, "linear", "bias must be F32");
     const float* bias = w.bias.empty() ? nullptr : w.bias.ptr<float>();
     if (w.format != WeightFormat::Dense)
       return quant_linear_cuda(cublas_, x.data, x.dtype, M, quant_matrix(w), bias, out.data,
@@ -230,9 +237,9 @@ class CudaBackend final : public Backend {
   }
 
   void rope(Tensor& q, Tensor& k, const RopeTable& table, const BatchTensors& b) override {
-    expect(!table.device_inv_freq.empty(), "rope", "prepare_rope was not called");
+    EXPECT(!table.device_inv_freq.empty(), "rope", "prepare_rope was not called");
     const int64_t n = b.host->num_tokens();
-    expect(q.dim(0) == n && k.dim(0) == n && q.dtype == k.dtype, "rope", "q/k mismatch");
+    EXPECT(q.dim(0) == n && k.dim(0) == n && q.dtype == k.dtype, "rope", "q/k mismatch");
     rope_cuda(q.data, q.dtype, n, q.dim(1), q.dim(2), b.positions.ptr<int32_t>(),
               table.device_inv_freq.ptr<float>(), stream_);
     rope_cuda(k.data, k.dtype, n, k.dim(1), k.dim(2), b.positions.ptr<int32_t>(),
@@ -243,7 +250,7 @@ class CudaBackend final : public Backend {
                 const BatchTensors& b) override {
     expect_dtype(k, io_dtype(cache), "kv_write");
     expect_dtype(v, io_dtype(cache), "kv_write");
-    expect(k.row_size() == cache.k.dim(1) * cache.k.dim(3), "kv_write",
+    EXPECT(k.row_size() == cache.k.dim(1) * cache.k.dim(3), "kv_write",
            "k " + k.shape_str() + " vs cache " + cache.k.shape_str());
     kv_write_cuda(k.data, v.data, k.dtype, paged_batch(b), paged(cache, block_size), stream_);
   }
@@ -252,23 +259,23 @@ class CudaBackend final : public Backend {
                  const AttentionParams& p, const BatchTensors& b, Tensor& out) override {
     expect_dtype(q, io_dtype(cache), "attention");
     expect_dtype(out, io_dtype(cache), "attention");
-    expect(cache.k.dim(1) == p.num_kv_heads && cache.k.dim(3) == p.head_dim, "attention",
+    EXPECT(cache.k.dim(1) == p.num_kv_heads && cache.k.dim(3) == p.head_dim, "attention",
            "cache shape " + cache.k.shape_str());
     paged_attention_cuda(q.data, q.dtype, p.num_heads, paged(cache, block_size), paged_batch(b),
                          p.scale, p.sliding_window, out.data, stream_);
   }
 
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
-    expect(gate.numel() == up.numel() && gate.numel() == out.numel(), "silu_mul",
+    EXPECT(gate.numel() == up.numel() && gate.numel() == out.numel(), "silu_mul",
            "shape mismatch");
-    expect(gate.dtype == up.dtype && gate.dtype == out.dtype, "silu_mul", "dtype mismatch");
+    EXPECT(gate.dtype == up.dtype && gate.dtype == out.dtype, "silu_mul", "dtype mismatch");
     silu_mul_cuda(gate.data, up.data, gate.numel(), out.data, gate.dtype, stream_);
   }
 
   void gather_rows(const Tensor& x, const Tensor& indices, Tensor& out) override {
     expect_dtype(indices, DType::I32, "gather_rows");
     expect_cuda(indices, "gather_rows");
-    expect(x.dtype == out.dtype && x.row_size() == out.row_size() &&
+    EXPECT(x.dtype == out.dtype && x.row_size() == out.row_size() &&
                out.dim(0) >= indices.numel(),
            "gather_rows", "x " + x.shape_str() + " vs out " + out.shape_str());
     gather_rows_cuda(x.data, x.row_size() * int64_t(dtype_size(x.dtype)),
@@ -281,7 +288,7 @@ class CudaBackend final : public Backend {
     expect_cuda(indices, "gather_columns");
     expect_cuda(x, "gather_columns");
     expect_cuda(out, "gather_columns");
-    expect(is_float(x.dtype) && x.ndim >= 2 && out.ndim >= 2 && out.dtype == x.dtype &&
+    EXPECT(is_float(x.dtype) && x.ndim >= 2 && out.ndim >= 2 && out.dtype == x.dtype &&
                out.dim(0) == x.dim(0) && out.row_size() == indices.numel(),
            "gather_columns", "x " + x.shape_str() + " indices " + indices.shape_str() +
                                  " vs out " + out.shape_str());
@@ -349,5 +356,7 @@ std::unique_ptr<Backend> make_cuda_backend(int device, DType compute_dtype) {
   }
   return std::make_unique<CudaBackend>(device, compute_dtype);
 }
+
+#undef EXPECT
 
 }  // namespace tessera
