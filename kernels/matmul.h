@@ -24,5 +24,6 @@ void matmul_cpu_bf16_activations(const float* x, int64_t M, int64_t K, const voi
 
 bool cpu_has_avx512();
 bool cpu_has_avx512_bf16();
+bool cpu_has_avx512_vnni();
 
 }  // namespace tessera

@@ -27,6 +27,11 @@ bool cpu_has_avx512_bf16() {
   return has;
 }
 
+bool cpu_has_avx512_vnni() {
+  static const bool has = cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
+  return has;
+}
+
 static inline float load_weight(const void* w, DType t, int64_t i) {
   switch (t) {
     case DType::F32: return static_cast<const float*>(w)[i];

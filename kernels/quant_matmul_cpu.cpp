@@ -80,4 +80,15 @@ void quant_matmul_cpu(const float* x, int64_t M, const QuantMatrix& w, const flo
   quant_matmul_int4_avx512(xpd, Kp, M, w, bias, y, wbuf.data());
 }
 
+bool quant_matmul_q8_supported(const QuantMatrix& w) {
+  return cpu_has_avx512_vnni() && (!w.int4 || w.group_size == kQ8Block);
+}
+
+void quant_matmul_cpu_q8(const float* x, int64_t M, const QuantMatrix& w, const float* bias,
+                         float* y) {
+  check(w);
+  if (!quant_matmul_q8_supported(w)) return quant_matmul_cpu(x, M, w, bias, y);
+  quant_matmul_q8_avx512(x, M, w, bias, y);
+}
+
 }  // namespace tessera

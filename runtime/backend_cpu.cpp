@@ -115,7 +115,9 @@ class CpuBackend final : public Backend {
            "x " + x.shape_str() + " vs weight " + w.weight.shape_str());
     EXPECT(out.dim(0) == M && out.row_size() == N, "linear", "out " + out.shape_str());
     const float* bias = w.bias.empty() ? nullptr : w.bias.ptr<float>();
-    if (w.format != WeightFormat::Dense)  // F32 x in both precisions: the weight is the loss
+    if (w.format != WeightFormat::Dense && precision_ == CpuPrecision::Fast)  // int8 x, VNNI
+      return quant_matmul_cpu_q8(x.ptr<float>(), M, quant_matrix(w), bias, out.ptr<float>());
+    if (w.format != WeightFormat::Dense)
       return quant_matmul_cpu(x.ptr<float>(), M, quant_matrix(w), bias, out.ptr<float>());
     if (precision_ == CpuPrecision::Fast)
       matmul_cpu_bf16_activations(x.ptr<float>(), M, K, w.weight.data, w.weight.dtype, N, bias,
