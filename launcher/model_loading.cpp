@@ -41,7 +41,8 @@ void add_model_options(CLI::App* cmd, ModelArgs& a) {
   cmd->add_option("--threads", a.threads, "CPU threads (0: all cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--precision", a.precision,
-                  "CPU math: exact (F32 activations) | fast (bf16 activations, AVX512-BF16)")
+                  "CPU math: exact (F32 activations) | fast (linear layers read bf16 activations, "
+                  "AVX512-BF16; int8 ones for int8/int4 weights, AVX512-VNNI)")
       ->check(CLI::IsMember({"exact", "fast"}));
   cmd->add_flag("!--no-cuda-graphs", a.cuda_graphs,
                 "CUDA: run decode steps without CUDA graphs (also TESSERA_CUDA_GRAPHS=0)");

@@ -51,7 +51,7 @@ class CpuBackend final : public Backend {
     if (threads > 0) omp_set_num_threads(threads);
   }
   std::string name() const override {
-    return precision_ == CpuPrecision::Fast ? "cpu (fast: bf16 activations)" : "cpu";
+    return precision_ == CpuPrecision::Fast ? "cpu (fast: bf16 / int8 activations)" : "cpu";
   }
   Device device() const override { return Device::CPU; }
   DType compute_dtype() const override { return DType::F32; }
