@@ -12,21 +12,13 @@
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "runtime/backend.h"
+#include "runtime/backend_check.h"
 #include "runtime/quant.h"
 
 namespace tessera {
 namespace {
 
-[[noreturn]] void fail(const char* op, const std::string& what) {
-  throw std::invalid_argument(std::string("cpu backend ") + op + ": " + what);
-}
-
-// Checks run on every op of every step: the message (strings, shapes) is built only when
-// one fails.
-#define EXPECT(ok, op, what)   \
-  do {                         \
-    if (!(ok)) fail(op, what); \
-  } while (false)
+#define EXPECT(ok, op, what) TESSERA_EXPECT_OP("cpu", ok, op, what)
 
 void expect_f32(const Tensor& t, const char* op) {
   EXPECT(t.dtype == DType::F32, op, "expected F32, got " + std::string(dtype_name(t.dtype)));

@@ -27,6 +27,7 @@
 #include "runtime/cuda_batch_upload.h"
 #include "runtime/cuda_step_graphs.h"
 #include "runtime/error.h"
+#include "runtime/backend_check.h"
 #include "runtime/quant.h"
 
 namespace tessera {
@@ -34,16 +35,7 @@ namespace {
 
 using cuda::check;
 
-[[noreturn]] void fail(const char* op, const std::string& what) {
-  throw std::invalid_argument(std::string("cuda backend ") + op + ": " + what);
-}
-
-// Checks run on every op of every step: the message (strings, shapes) is built only when
-// one fails.
-#define EXPECT(ok, op, what)   \
-  do {                         \
-    if (!(ok)) fail(op, what); \
-  } while (false)
+#define EXPECT(ok, op, what) TESSERA_EXPECT_OP("cuda", ok, op, what)
 void expect_dtype(const Tensor& t, DType want, const char* op) {
   EXPECT(t.dtype == want, op,
          std::string("expected ") + dtype_name(want) + ", got " + dtype_name(t.dtype));

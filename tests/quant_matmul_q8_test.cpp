@@ -14,6 +14,7 @@
 #include "kernels/quant_matmul.h"
 #include "runtime/backend.h"
 #include "runtime/quant.h"
+#include "tests/matmul_reference_util.h"
 
 namespace tessera::test {
 namespace {
@@ -76,32 +77,8 @@ std::vector<float> quantized_activations(const std::vector<float>& x, int64_t M,
   return r;
 }
 
-std::vector<double> exact_matmul(const std::vector<float>& x, int64_t M, int64_t K,
-                                 const std::vector<float>& w, int64_t N, const float* bias) {
-  std::vector<double> y(size_t(M * N));
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t n = 0; n < N; ++n) {
-      double acc = bias ? bias[n] : 0.0;
-      for (int64_t k = 0; k < K; ++k) acc += double(x[size_t(m * K + k)]) * w[size_t(n * K + k)];
-      y[size_t(m * N + n)] = acc;
-    }
-  return y;
-}
-
-double rel_error(const std::vector<float>& got, const std::vector<double>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    den += want[i] * want[i];
-  }
-  return std::sqrt(num / den);
-}
-
 std::vector<float> random_x(int64_t M, int64_t K, std::mt19937& rng) {
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> x(size_t(M * K));
-  for (float& v : x) v = d(rng);
-  return x;
+  return random_vector(size_t(M * K), rng, 1.0f);
 }
 
 struct Shape { int64_t M, K, N; };

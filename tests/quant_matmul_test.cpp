@@ -10,6 +10,7 @@
 
 #include "kernels/quant_matmul.h"
 #include "runtime/quant.h"
+#include "tests/matmul_reference_util.h"
 
 namespace tessera::test {
 namespace {
@@ -17,36 +18,6 @@ namespace {
 struct Shape { int64_t M, K, N; };
 const Shape kShapes[] = {{1, 320, 37}, {1, 4096, 64}, {1, 200, 9}, {3, 1000, 33},
                          {17, 384, 130}, {64, 1000, 19}, {5, 130, 8}};
-
-std::vector<float> random_vector(size_t n, std::mt19937& rng, float scale) {
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
-
-// y = x @ w^T (+ bias) in double: the reference both F32 paths are measured against.
-std::vector<double> exact_matmul(const std::vector<float>& x, int64_t M, int64_t K,
-                                 const std::vector<float>& w, int64_t N, const float* bias) {
-  std::vector<double> y(size_t(M * N));
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t n = 0; n < N; ++n) {
-      double acc = bias ? bias[n] : 0.0;
-      for (int64_t k = 0; k < K; ++k) acc += double(x[size_t(m * K + k)]) * w[size_t(n * K + k)];
-      y[size_t(m * N + n)] = acc;
-    }
-  return y;
-}
-
-template <class T>
-double rel_error(const std::vector<float>& got, const std::vector<T>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    num += (double(got[i]) - double(want[i])) * (double(got[i]) - double(want[i]));
-    den += double(want[i]) * double(want[i]);
-  }
-  return std::sqrt(num / den);
-}
 
 class QuantMatmul : public ::testing::TestWithParam<WeightFormat> {};
 
