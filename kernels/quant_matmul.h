@@ -55,7 +55,7 @@ void quant_matmul_int4_avx512(const float* xp, int64_t Kp, int64_t M, const Quan
 // each token's x is quantized to int8 per block of kQ8Block inputs (scale = amax / 127,
 // q = round-to-nearest-even(x * 127 / amax), as llama.cpp's Q8 activations) and multiplied
 // with AVX512-VNNI integer dot products: exact within a block, F32 across blocks. The result
-// is x' @ W'^T for that quantized x' (~0.5% relative error against F32 x). Other weights, or
+// is x' @ W'^T for that quantized x' (|x' - x| <= amax / 254 per element). Other weights, or
 // a CPU without AVX512-VNNI: quant_matmul_cpu (F32 x).
 constexpr int64_t kQ8Block = 128;
 bool quant_matmul_q8_supported(const QuantMatrix& w);
