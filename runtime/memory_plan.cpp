@@ -114,6 +114,10 @@ Resolved resolve(const PlanRequest& r, std::vector<std::string>* notes) {
   s.table_bytes = quantized(s.weights) ? int64_t(dtype_size(r.device.cuda ? s.compute
                                                                           : c.torch_dtype))
                                        : fp_bytes(s.weights);
+  if (!c.prequant.modules_to_not_convert.empty())
+    notes->push_back("modules whose name contains one of quantization_config."
+                     "modules_to_not_convert stay unquantized (" +
+                     std::to_string(s.table_bytes) + " bytes a weight)");
   const KvDtype compute_kv = s.compute == DType::F32   ? KvDtype::FP32
                              : s.compute == DType::BF16 ? KvDtype::BF16
                                                         : KvDtype::FP16;
@@ -149,15 +153,23 @@ RankPlan plan_rank(const PlanRequest& r, const Resolved& s, int rank) {
   p.weights.embeddings = d.vocab_local * H * s.table_bytes;  // [vocab_local, H]
   p.weights.lm_head = c.tie_word_embeddings ? 0 : d.vocab_local * H * s.table_bytes;
   const Int4Layout l = int4_layout(c);
-  int64_t layer = linear_bytes(q, H, s.weights, fp, l)        // q_proj [q, H]
-                  + 2 * linear_bytes(kv, H, s.weights, fp, l)  // k_proj, v_proj [kv, H]
-                  + linear_bytes(H, q, s.weights, fp, l)       // o_proj [H, q] (row split)
-                  + 2 * linear_bytes(I, H, s.weights, fp, l)   // gate_proj, up_proj [I, H]
-                  + linear_bytes(H, I, s.weights, fp, l);      // down_proj [H, I] (row split)
-  layer += 2 * H * 4;                                       // input / post-attention norms
-  if (c.attention_bias) layer += (q + 2 * kv) * 4;          // q/k/v biases
-  if (c.mlp_bias) layer += (2 * I + (rank == 0 ? H : 0)) * 4;  // down's bias on rank 0
-  p.weights.layers = c.num_layers * layer + H * 4;          // + final norm [H]
+  // A pre-quantized checkpoint's modules_to_not_convert load as stored, like the tables.
+  auto proj = [&](const std::string& name, int64_t out, int64_t in) {
+    return c.prequant.skips(name) ? out * in * s.table_bytes
+                                  : linear_bytes(out, in, s.weights, fp, l);
+  };
+  int64_t per_layer = 2 * H * 4;                               // input / post-attention norms
+  if (c.attention_bias) per_layer += (q + 2 * kv) * 4;         // q/k/v biases
+  if (c.mlp_bias) per_layer += (2 * I + (rank == 0 ? H : 0)) * 4;  // down's bias on rank 0
+  p.weights.layers = c.num_layers * per_layer + H * 4;         // + final norm [H]
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const std::string a = "model.layers." + std::to_string(i) + ".self_attn.";
+    const std::string m = "model.layers." + std::to_string(i) + ".mlp.";
+    p.weights.layers += proj(a + "q_proj", q, H) + proj(a + "k_proj", kv, H) +
+                        proj(a + "v_proj", kv, H) + proj(a + "o_proj", H, q) +  // o: row split
+                        proj(m + "gate_proj", I, H) + proj(m + "up_proj", I, H) +
+                        proj(m + "down_proj", H, I);                              // down: row split
+  }
 
   // Activation workspace: the model's named buffers (Model::reserve_workspace) for a step
   // of n = max_num_batched_tokens tokens, r = min(max_num_seqs, n) of which need logits;

@@ -113,10 +113,24 @@ PrequantConfig parse_quantization_config(const json& q, const std::string& src) 
                 "\" is not supported (supported: gptq, gptq_v2)");
     p.zeros_minus_one = format == "gptq";
   }
+  if (q.contains("modules_to_not_convert") && !q["modules_to_not_convert"].is_null()) {
+    const json& m = q["modules_to_not_convert"];
+    const std::string bad = where + ".modules_to_not_convert must be a list of module names";
+    require(m.is_array(), bad);
+    for (const json& e : m) {
+      require(e.is_string() && !e.get<std::string>().empty(), bad);
+      p.modules_to_not_convert.push_back(e.get<std::string>());
+    }
+  }
   return p;
 }
 
 }  // namespace
+
+bool PrequantConfig::skips(const std::string& module) const {
+  return std::any_of(modules_to_not_convert.begin(), modules_to_not_convert.end(),
+                     [&](const std::string& m) { return module.find(m) != std::string::npos; });
+}
 
 bool ModelConfig::is_eos(int64_t id) const {
   return std::find(eos_token_ids.begin(), eos_token_ids.end(), id) != eos_token_ids.end();

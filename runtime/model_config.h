@@ -26,7 +26,12 @@ struct PrequantConfig {
   int64_t group_size = 0;     // inputs per scale/zero; 0: one group per row (GPTQ's -1)
   bool desc_act = false;      // GPTQ act-order: g_idx, not i / group_size, names the group
   bool zeros_minus_one = false;  // GPTQ v1 ("checkpoint_format" gptq): qzeros hold z - 1
+  // Modules left unquantized (stored as dense .weight): a module is skipped when one of these
+  // is a substring of its name, e.g. "model.layers.0.mlp.down_proj" (AutoAWQ, transformers
+  // and vLLM match this way).
+  std::vector<std::string> modules_to_not_convert;
   bool active() const { return method != Method::None; }
+  bool skips(const std::string& module) const;
   const char* name() const { return method == Method::Awq ? "AWQ" : "GPTQ"; }
 };
 

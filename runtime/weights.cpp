@@ -65,11 +65,29 @@ struct Loader {
     return backend.upload(t);
   }
 
+  // Whether a *_proj layer comes packed (AWQ / GPTQ): in a pre-quantized checkpoint every one
+  // but its modules_to_not_convert, as the memory plan counts them (runtime/memory_plan.cpp).
+  bool packed(const std::string& prefix) const {
+    const PrequantConfig& pq = cfg.prequant;
+    const bool has_q = src.has(prefix + ".qweight"), has_w = src.has(prefix + ".weight");
+    if (!pq.active()) return has_q;  // load_prequantized_linear says what is wrong
+    if (pq.skips(prefix)) {
+      require(has_w || !has_q, src.describe(prefix + ".qweight") +
+                                   ": packed, but quantization_config.modules_to_not_convert "
+                                   "names it (expected a dense " + prefix + ".weight)");
+      return false;
+    }
+    require(has_q || !has_w, src.describe(prefix + ".weight") + ": unquantized in a " +
+                                 pq.name() + " checkpoint, but quantization_config."
+                                 "modules_to_not_convert does not name it");
+    return true;
+  }
+
   // A *_proj layer: quantized to `format` (this rank's slice; runtime/quant.h) or as stored.
   LinearWeight linear(const std::string& prefix, int64_t out_f, int64_t in_f, bool bias) {
     const std::string name = prefix + ".weight";
     LinearWeight host =
-        src.has(prefix + ".qweight")
+        packed(prefix)
             ? load_prequantized_linear(src, prefix, out_f, in_f, cfg, world)
             : quantize_weight(take(name, {out_f, in_f}), format, src.describe(name));
     bytes += linear_weight_bytes(host);
@@ -92,8 +110,8 @@ ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backe
   require(!cfg.prequant.active() || proj_format != WeightFormat::Int8,
           std::string("this checkpoint is already 4-bit (") + cfg.prequant.name() +
               "): --weights int8 cannot apply; use --weights stored (or auto)");
-  // A pre-quantized checkpoint's layers without a qweight (its modules_to_not_convert) were
-  // left unquantized on purpose: they load as stored whatever --weights says.
+  // A pre-quantized checkpoint's modules_to_not_convert were left unquantized on purpose:
+  // they load as stored whatever --weights says.
   Loader ld{src, cfg, backend, world, cfg.prequant.active() ? WeightFormat::Dense : proj_format};
   ModelWeights w;
   const int64_t H = cfg.hidden_size, I = cfg.intermediate_size, V = cfg.vocab_size;

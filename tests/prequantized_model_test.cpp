@@ -1,24 +1,19 @@
-// AWQ / GPTQ checkpoints end to end: TinyStories-656K's real weights quantized here (RTN,
-// fp16 scales) and packed by the test-side packers (tests/prequant_pack.h) into checkpoint
-// directories with config.json's quantization_config; the model loaded from them must
-// give the logits of the same model with the known dequantized weights stored densely.
+// AWQ / GPTQ checkpoints end to end (tests/prequant_checkpoint_util.h): the model loaded from
+// them must give the logits of the same model with the known dequantized weights stored
+// densely.
 // Also: quantization_config parsing errors and the memory plan of such checkpoints.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <random>
 
-#include "runtime/checkpoint.h"
 #include "runtime/error.h"
 #include "runtime/memory_plan.h"
 #include "runtime/model_config.h"
 #include "tests/model_test_util.h"
-#include "tests/prequant_pack.h"
-#include "tests/safetensors_writer.h"
+#include "tests/prequant_checkpoint_util.h"
 #include "tests/test_util.h"
 
 namespace tessera::test {
@@ -27,82 +22,10 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-bool is_proj(const std::string& n) {
-  return n.find("_proj.weight") != std::string::npos && n.rfind("model.layers.", 0) == 0;
-}
-
-// RTN of one [out, in] F32 weight over the groups of g_idx (min/max per group and row, fp16
-// scale, z clamped to [z_lo, 15]); returns the known contents.
-KnownInt4 quantize_known(const float* w, int64_t out, int64_t in, int64_t group,
-                         const std::vector<int32_t>& g_idx, int z_lo) {
-  KnownInt4 k;
-  k.out = out, k.in = in, k.groups = (in + group - 1) / group, k.g_idx = g_idx;
-  k.q.resize(size_t(out * in));
-  k.z.resize(size_t(k.groups * out));
-  k.s.resize(size_t(k.groups * out));
-  for (int64_t o = 0; o < out; ++o)
-    for (int64_t g = 0; g < k.groups; ++g) {
-      float mn = 0, mx = 0;
-      for (int64_t i = 0; i < in; ++i)
-        if (g_idx[size_t(i)] == g) mn = std::min(mn, w[o * in + i]), mx = std::max(mx, w[o * in + i]);
-      const float s = f16_to_f32(f32_to_f16(std::max((mx - mn) / 15.0f, 1e-6f)));
-      const int z = std::clamp(int(std::nearbyint(-mn / s)), z_lo, 15);
-      k.s[size_t(g * out + o)] = s, k.z[size_t(g * out + o)] = z;
-      for (int64_t i = 0; i < in; ++i)
-        if (g_idx[size_t(i)] == g)
-          k.q[size_t(o * in + i)] =
-              uint8_t(std::clamp(int(std::nearbyint(w[o * in + i] / s)) + z, 0, 15));
-    }
-  return k;
-}
-
-StTensor st(const std::string& name, const Tensor& t) {
-  std::string bytes(static_cast<const char*>(t.data), t.nbytes());
-  return {name, dtype_name(t.dtype), std::vector<int64_t>(t.shape.begin(), t.shape.begin() + t.ndim),
-          bytes};
-}
-
-// Writes DIR/quant (format "awq" | "gptq" | "gptq_v2") and DIR/dense from TinyStories-656K.
-void write_checkpoints(const fs::path& dir, const std::string& format, int64_t group,
-                       bool act_order) {
-  const std::string src_dir = testdata_dir() + "/models/TinyStories-656K";
-  const Checkpoint ck = Checkpoint::open(src_dir);
-  std::vector<StTensor> quant, dense;
-  std::mt19937 rng(11);
-  for (const std::string& name : ck.names()) {
-    const Tensor t = ck.read_rows(name, 0, ck.info(name).shape[0]);
-    if (!is_proj(name)) {
-      quant.push_back(st(name, t));
-      dense.push_back(st(name, t));
-      continue;
-    }
-    const int64_t out = t.dim(0), in = t.dim(1);
-    std::vector<int32_t> gi;
-    for (int64_t i = 0; i < in; ++i) gi.push_back(int32_t(i / group));
-    if (act_order) std::shuffle(gi.begin(), gi.end(), rng);
-    const KnownInt4 k = quantize_known(t.ptr<float>(), out, in, group, gi, format == "gptq");
-    const std::string prefix = name.substr(0, name.size() - std::string(".weight").size());
-    for (const auto& [n, packed] : packed_layer(prefix, k, format)) quant.push_back(st(n, packed));
-    dense.push_back({name, "F32", {out, in}, as_bytes(k.dequantized())});
-  }
-  json cfg = json::parse(std::ifstream(src_dir + "/config.json"));
-  for (const char* sub : {"quant", "dense"}) fs::create_directories(dir / sub);
-  write_safetensors((dir / "dense" / "model.safetensors").string(), dense);
-  std::ofstream(dir / "dense" / "config.json") << cfg.dump(2);
-  cfg["quantization_config"] =
-      format == "awq"
-          ? json{{"quant_method", "awq"}, {"bits", 4}, {"group_size", group},
-                 {"zero_point", true}, {"version", "gemm"}}
-          : json{{"quant_method", "gptq"}, {"bits", 4}, {"group_size", group},
-                 {"desc_act", act_order}, {"sym", false}, {"checkpoint_format", format}};
-  write_safetensors((dir / "quant" / "model.safetensors").string(), quant);
-  std::ofstream(dir / "quant" / "config.json") << cfg.dump(2);
-}
-
 void expect_same_logits(const std::string& format, int64_t group, bool act_order) {
   const fs::path dir = fs::path(::testing::TempDir()) /
                        ("prequant-" + format + "-" + std::to_string(group) + (act_order ? "-ao" : ""));
-  write_checkpoints(dir, format, group, act_order);
+  write_prequant_checkpoints(dir, format, group, act_order);
   CpuModel q = load_cpu_model((dir / "quant").string());
   CpuModel d = load_cpu_model((dir / "dense").string());
   EXPECT_LT(double(q.model->weights().bytes), 0.6 * double(d.model->weights().bytes));
@@ -173,7 +96,7 @@ TEST(PrequantizedModel, UnsupportedQuantizationConfigsAreClearErrors) {
 TEST(PrequantizedModel, WeightsInt8OnA4BitCheckpointIsAClearError) {
   TESSERA_REQUIRE_TESTDATA();
   const fs::path dir = fs::path(::testing::TempDir()) / "prequant-int8-error";
-  write_checkpoints(dir, "awq", 128, false);
+  write_prequant_checkpoints(dir, "awq", 128, false);
   const ModelConfig cfg = load_model_config((dir / "quant").string());
   auto backend = make_cpu_backend(1);
   auto src = open_checkpoint_source((dir / "quant").string());
@@ -183,45 +106,6 @@ TEST(PrequantizedModel, WeightsInt8OnA4BitCheckpointIsAClearError) {
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("already 4-bit (AWQ): --weights int8 cannot apply"),
               std::string::npos) << e.what();
-  }
-  fs::remove_all(dir);
-}
-
-// The AWQ checkpoint with layer 0's q_proj left unquantized, as modules_to_not_convert does.
-class PartlyQuantized final : public TensorSource {
- public:
-  PartlyQuantized(TensorSource& quant, TensorSource& dense) : quant_(quant), dense_(dense) {}
-  bool has(const std::string& n) const override {
-    if (n.rfind(kLayer, 0) == 0) return n == std::string(kLayer) + ".weight";
-    return quant_.has(n);
-  }
-  std::vector<int64_t> shape(const std::string& n) const override { return of(n).shape(n); }
-  Tensor rows(const std::string& n, int64_t r0, int64_t r1) override { return of(n).rows(n, r0, r1); }
-  Tensor cols(const std::string& n, int64_t c0, int64_t c1) override { return of(n).cols(n, c0, c1); }
-  std::string describe(const std::string& n) const override { return of(n).describe(n); }
-
- private:
-  static constexpr const char* kLayer = "model.layers.0.self_attn.q_proj";
-  TensorSource& of(const std::string& n) const { return n.rfind(kLayer, 0) == 0 ? dense_ : quant_; }
-  TensorSource& quant_;
-  TensorSource& dense_;
-};
-
-TEST(PrequantizedModel, LayersWithoutQweightLoadAsStoredEvenWithWeightsInt4) {
-  TESSERA_REQUIRE_TESTDATA();
-  const fs::path dir = fs::path(::testing::TempDir()) / "prequant-not-converted";
-  write_checkpoints(dir, "awq", 128, false);
-  const ModelConfig cfg = load_model_config((dir / "quant").string());
-  auto backend = make_cpu_backend(1);
-  auto quant = open_checkpoint_source((dir / "quant").string());
-  auto dense = open_checkpoint_source((dir / "dense").string());
-  PartlyQuantized src(*quant, *dense);
-  for (WeightFormat f : {WeightFormat::Dense, WeightFormat::Int4}) {  // stored | int4 / auto
-    const ModelWeights w = load_model_weights(src, cfg, *backend, World{}, f);
-    EXPECT_EQ(w.layers[0].q.format, WeightFormat::Dense);
-    EXPECT_EQ(w.layers[0].q.weight.dtype, DType::F32);
-    EXPECT_EQ(w.layers[0].k.format, WeightFormat::Int4);
-    EXPECT_EQ(w.layers[1].q.format, WeightFormat::Int4);
   }
   fs::remove_all(dir);
 }
