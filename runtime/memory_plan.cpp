@@ -114,9 +114,9 @@ Resolved resolve(const PlanRequest& r, std::vector<std::string>* notes) {
   s.table_bytes = quantized(s.weights) ? int64_t(dtype_size(r.device.cuda ? s.compute
                                                                           : c.torch_dtype))
                                        : fp_bytes(s.weights);
-  if (!c.prequant.modules_to_not_convert.empty())
-    notes->push_back("modules whose name contains one of quantization_config."
-                     "modules_to_not_convert stay unquantized (" +
+  if (!c.prequant.modules_to_not_convert.empty() || !c.prequant.excluded_patterns.empty())
+    notes->push_back("modules named by quantization_config.modules_to_not_convert or a "
+                     "dynamic exclusion stay unquantized (" +
                      std::to_string(s.table_bytes) + " bytes a weight)");
   const KvDtype compute_kv = s.compute == DType::F32   ? KvDtype::FP32
                              : s.compute == DType::BF16 ? KvDtype::BF16

@@ -4,7 +4,9 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 
 #include "runtime/error.h"
@@ -72,6 +74,38 @@ std::string lower(std::string s) {
   return s;
 }
 
+// Whether `pattern` (ECMAScript syntax, which covers the module patterns GPTQModel writes)
+// matches at the start of `name`, as Python's re.match. Compiled once per pattern and thread:
+// the plan and the loader ask for every layer.
+bool matches_at_start(const std::string& pattern, const std::string& name) {
+  thread_local std::map<std::string, std::regex> compiled;
+  auto it = compiled.find(pattern);
+  if (it == compiled.end()) it = compiled.emplace(pattern, std::regex(pattern)).first;
+  return std::regex_search(name, it->second, std::regex_constants::match_continuous);
+}
+
+// GPTQModel's per-module rules: {"-:REGEX": {}} leaves matching modules unquantized (read);
+// other keys ("+:REGEX" or "REGEX") override bits / group size / ... for matching modules:
+// not supported (one int4 layout per checkpoint), and a rule listed before an exclusion can
+// shadow it (the first match wins), so any of them is an error rather than a guess.
+void parse_dynamic_rules(const json& d, const std::string& where, PrequantConfig& p) {
+  require(d.is_object(), where + ".dynamic must be an object of module patterns");
+  for (const auto& item : d.items()) {
+    const std::string& key = item.key();
+    require(key.rfind("-:", 0) == 0,
+            where + ".dynamic: \"" + key + "\" overrides the quantization of some modules; "
+                    "per-module overrides are not supported (\"-:\" exclusions are)");
+    const std::string pattern = key.substr(2);
+    try {
+      std::regex check(pattern);
+    } catch (const std::regex_error&) {
+      throw UserError(where + ".dynamic: \"" + key +
+                      "\" is not a regular expression tessera reads");
+    }
+    p.excluded_patterns.push_back(pattern);
+  }
+}
+
 // quantization_config of AutoAWQ (GEMM) and AutoGPTQ / GPTQModel checkpoints, 4-bit only.
 PrequantConfig parse_quantization_config(const json& q, const std::string& src) {
   PrequantConfig p;
@@ -112,6 +146,8 @@ PrequantConfig parse_quantization_config(const json& q, const std::string& src) 
             src + ": GPTQ checkpoint_format \"" + format +
                 "\" is not supported (supported: gptq, gptq_v2)");
     p.zeros_minus_one = format == "gptq";
+    if (q.contains("dynamic") && !q["dynamic"].is_null())
+      parse_dynamic_rules(q["dynamic"], where, p);
   }
   if (q.contains("modules_to_not_convert") && !q["modules_to_not_convert"].is_null()) {
     const json& m = q["modules_to_not_convert"];
@@ -129,7 +165,9 @@ PrequantConfig parse_quantization_config(const json& q, const std::string& src) 
 
 bool PrequantConfig::skips(const std::string& module) const {
   return std::any_of(modules_to_not_convert.begin(), modules_to_not_convert.end(),
-                     [&](const std::string& m) { return module.find(m) != std::string::npos; });
+                     [&](const std::string& m) { return module.find(m) != std::string::npos; }) ||
+         std::any_of(excluded_patterns.begin(), excluded_patterns.end(),
+                     [&](const std::string& p) { return matches_at_start(p, module); });
 }
 
 bool ModelConfig::is_eos(int64_t id) const {

@@ -30,6 +30,9 @@ struct PrequantConfig {
   // is a substring of its name, e.g. "model.layers.0.mlp.down_proj" (AutoAWQ, transformers
   // and vLLM match this way).
   std::vector<std::string> modules_to_not_convert;
+  // GPTQModel's quantization_config.dynamic exclusions ("-:" keys): regular expressions that
+  // skip a module when they match at the start of its name (Python's re.match).
+  std::vector<std::string> excluded_patterns;
   bool active() const { return method != Method::None; }
   bool skips(const std::string& module) const;
   const char* name() const { return method == Method::Awq ? "AWQ" : "GPTQ"; }

@@ -92,6 +92,8 @@ void write_prequant_checkpoints(const fs::path& dir, const std::string& format, 
           : json{{"quant_method", "gptq"}, {"bits", 4}, {"group_size", group},
                  {"desc_act", act_order}, {"sym", false}, {"checkpoint_format", format}};
   if (!nc.listed.empty()) cfg["quantization_config"]["modules_to_not_convert"] = nc.listed;
+  for (const std::string& pattern : nc.excluded)
+    cfg["quantization_config"]["dynamic"]["-:" + pattern] = json::object();
   write_safetensors((dir / "quant" / "model.safetensors").string(), quant);
   std::ofstream(dir / "quant" / "config.json") << cfg.dump(2);
 }

@@ -12,6 +12,7 @@ namespace tessera::test {
 struct NotConverted {
   std::vector<std::string> dense;   // layer prefixes written as a dense .weight
   std::vector<std::string> listed;  // quantization_config.modules_to_not_convert
+  std::vector<std::string> excluded;  // quantization_config.dynamic "-:" patterns (GPTQModel)
 };
 
 // Writes DIR/quant (format "awq" | "gptq" | "gptq_v2", config.json with its

@@ -74,6 +74,36 @@ TEST(PrequantNotConverted, ConfigListsModuleNamesMatchedAsSubstrings) {
   }
 }
 
+// GPTQModel's quantization_config.dynamic: "-:" patterns exclude the modules they match at
+// the start of the name (re.match); overrides of other modules' quantization are errors.
+TEST(PrequantNotConverted, GptqModelDynamicExclusionsMatchFromTheStart) {
+  json c = {{"model_type", "llama"}, {"hidden_size", 64}, {"num_hidden_layers", 1},
+            {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"intermediate_size", 128},
+            {"vocab_size", 100}};
+  c["quantization_config"] = {{"quant_method", "gptq"},
+                              {"dynamic", {{R"(-:model\.layers\.1\..*)", json::object()},
+                                           {R"(-:layers\.2\.)", json::object()}}}};
+  const PrequantConfig q = parse_model_config(c.dump(), "config.json").prequant;
+  EXPECT_TRUE(q.skips("model.layers.1.mlp.down_proj"));
+  EXPECT_FALSE(q.skips("model.layers.10.mlp.down_proj"));
+  EXPECT_FALSE(q.skips("model.layers.2.mlp.down_proj"));  // matched only from the start
+  const struct { json dynamic; const char* error; } bad[] = {
+      {{{"+:.*down_proj", {{"bits", 8}}}}, "\"+:.*down_proj\" overrides the quantization"},
+      {{{R"(model\.layers\.0\..*)", {{"group_size", 32}}}},
+       "per-module overrides are not supported"},
+      {{{"-:model(", json::object()}}, "\"-:model(\" is not a regular expression"},
+      {json::array({"-:x"}), "quantization_config.dynamic must be an object"}};
+  for (const auto& b : bad) {
+    c["quantization_config"]["dynamic"] = b.dynamic;
+    try {
+      parse_model_config(c.dump(), "config.json");
+      ADD_FAILURE() << "expected an error for " << b.dynamic.dump();
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find(b.error), std::string::npos) << e.what();
+    }
+  }
+}
+
 // Layer 0's q_proj and layer 1's down_proj stored dense: they load as stored (F32 here) even
 // with --weights int4, the rest as int4, and the model gives its dense twin's logits.
 TEST(PrequantNotConverted, ListedLayersLoadAsStoredAndTheModelMatchesItsTwin) {
@@ -81,7 +111,7 @@ TEST(PrequantNotConverted, ListedLayersLoadAsStoredAndTheModelMatchesItsTwin) {
   for (const char* format : {"awq", "gptq"}) {
     const fs::path dir = temp_dir(std::string("prequant-nc-") + format);
     write_prequant_checkpoints(dir, format, 64, false,
-                               {{kQ0, kDown1}, {"layers.0.self_attn.q_proj", kDown1}});
+                               {{kQ0, kDown1}, {"layers.0.self_attn.q_proj", kDown1}, {}});
     for (WeightFormat f : {WeightFormat::Dense, WeightFormat::Int4}) {  // stored | int4 / auto
       const ModelWeights w = load(dir / "quant", f);
       EXPECT_EQ(w.layers[0].q.format, WeightFormat::Dense) << format;
@@ -104,14 +134,17 @@ TEST(PrequantNotConverted, ListedLayersLoadAsStoredAndTheModelMatchesItsTwin) {
 }
 
 // The plan of a checkpoint directory is the bytes its loaded weights take on the CPU, for a
-// fully packed checkpoint (AWQ; GPTQ act-order with its permutations) and a partly packed one.
+// fully packed checkpoint (AWQ; GPTQ act-order with its permutations) and partly packed ones
+// (modules_to_not_convert; GPTQModel's dynamic exclusions).
 TEST(PrequantNotConverted, PlanEqualsTheLoadedWeightBytes) {
   TESSERA_REQUIRE_TESTDATA();
   const struct { const char* format; bool act_order; NotConverted nc; } cases[] = {
       {"awq", false, {}},
       {"gptq", true, {}},
-      {"awq", false, {{kQ0, kDown1}, {"layers.0.self_attn.q_proj", kDown1}}},
-      {"gptq", true, {{"model.layers.0.mlp.down_proj", kDown1}, {"mlp.down_proj"}}},
+      {"awq", false, {{kQ0, kDown1}, {"layers.0.self_attn.q_proj", kDown1}, {}}},
+      {"gptq", true, {{"model.layers.0.mlp.down_proj", kDown1}, {"mlp.down_proj"}, {}}},
+      {"gptq", false,
+       {{kDown1, kQ0}, {}, {R"(model\.layers\.1\.mlp\.down)", R"(.*\.0\.self_attn\.q_)"}}},
   };
   for (const auto& c : cases) {
     const fs::path dir = temp_dir(std::string("prequant-plan-") + c.format);
@@ -128,14 +161,14 @@ TEST(PrequantNotConverted, PlanEqualsTheLoadedWeightBytes) {
 TEST(PrequantNotConverted, StorageThatDisagreesWithTheListIsAClearError) {
   TESSERA_REQUIRE_TESTDATA();
   const fs::path dir = temp_dir("prequant-nc-errors");
-  write_prequant_checkpoints(dir, "awq", 64, false, {{kQ0}, {}});
+  write_prequant_checkpoints(dir, "awq", 64, false, {{kQ0}, {}, {}});
   EXPECT_NE(load_error(dir / "quant").find(kQ0), std::string::npos) << load_error(dir / "quant");
   EXPECT_NE(load_error(dir / "quant")
                 .find(": unquantized in a AWQ checkpoint, but quantization_config."
                       "modules_to_not_convert does not name it"),
             std::string::npos) << load_error(dir / "quant");
   fs::remove_all(dir);
-  write_prequant_checkpoints(dir, "gptq", 64, false, {{}, {kDown1}});
+  write_prequant_checkpoints(dir, "gptq", 64, false, {{}, {kDown1}, {}});
   EXPECT_NE(load_error(dir / "quant")
                 .find(": packed, but quantization_config.modules_to_not_convert names it "
                       "(expected a dense " + std::string(kDown1) + ".weight)"),
