@@ -153,7 +153,7 @@ RankPlan plan_rank(const PlanRequest& r, const Resolved& s, int rank) {
   p.weights.embeddings = d.vocab_local * H * s.table_bytes;  // [vocab_local, H]
   p.weights.lm_head = c.tie_word_embeddings ? 0 : d.vocab_local * H * s.table_bytes;
   const Int4Layout l = int4_layout(c);
-  // A pre-quantized checkpoint's modules_to_not_convert load as stored, like the tables.
+  // Layers a pre-quantized checkpoint leaves unquantized load as stored, like the tables.
   auto proj = [&](const std::string& name, int64_t out, int64_t in) {
     return c.prequant.skips(name) ? out * in * s.table_bytes
                                   : linear_bytes(out, in, s.weights, fp, l);

@@ -96,8 +96,9 @@ class DummySource final : public TensorSource {
     int64_t in, group;  // the layer's inputs; inputs per group
   };
 
-  // A *_proj layer [out, in]: a dense weight, or (the config has a quantization_config and
-  // does not list the layer in modules_to_not_convert) the AWQ / GPTQ tensors of random 4-bit codes, so the loader takes the real repacking path.
+  // A *_proj layer [out, in]: a dense weight, or (the config has a quantization_config that
+  // does not leave the layer unquantized) the AWQ / GPTQ tensors of random 4-bit codes, so
+  // the loader takes the real repacking path.
   void add_linear(const ModelConfig& c, const std::string& prefix, int64_t out, int64_t in) {
     const PrequantConfig& q = c.prequant;
     if (!q.active() || q.skips(prefix)) {

@@ -66,20 +66,22 @@ struct Loader {
   }
 
   // Whether a *_proj layer comes packed (AWQ / GPTQ): in a pre-quantized checkpoint every one
-  // but its modules_to_not_convert, as the memory plan counts them (runtime/memory_plan.cpp).
+  // that its quantization_config does not leave unquantized (PrequantConfig::skips), as the
+  // memory plan counts them (runtime/memory_plan.cpp).
   bool packed(const std::string& prefix) const {
     const PrequantConfig& pq = cfg.prequant;
     const bool has_q = src.has(prefix + ".qweight"), has_w = src.has(prefix + ".weight");
     if (!pq.active()) return has_q;  // load_prequantized_linear says what is wrong
     if (pq.skips(prefix)) {
       require(has_w || !has_q, src.describe(prefix + ".qweight") +
-                                   ": packed, but quantization_config.modules_to_not_convert "
-                                   "names it (expected a dense " + prefix + ".weight)");
+                                   ": packed, but quantization_config leaves it unquantized "
+                                   "(modules_to_not_convert or a dynamic exclusion names it; "
+                                   "expected a dense " + prefix + ".weight)");
       return false;
     }
     require(has_q || !has_w, src.describe(prefix + ".weight") + ": unquantized in a " +
-                                 pq.name() + " checkpoint, but quantization_config."
-                                 "modules_to_not_convert does not name it");
+                                 pq.name() + " checkpoint, but neither quantization_config."
+                                 "modules_to_not_convert nor a dynamic exclusion names it");
     return true;
   }
 
@@ -110,8 +112,8 @@ ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backe
   require(!cfg.prequant.active() || proj_format != WeightFormat::Int8,
           std::string("this checkpoint is already 4-bit (") + cfg.prequant.name() +
               "): --weights int8 cannot apply; use --weights stored (or auto)");
-  // A pre-quantized checkpoint's modules_to_not_convert were left unquantized on purpose:
-  // they load as stored whatever --weights says.
+  // The layers a pre-quantized checkpoint left unquantized on purpose (modules_to_not_convert,
+  // dynamic exclusions) load as stored whatever --weights says.
   Loader ld{src, cfg, backend, world, cfg.prequant.active() ? WeightFormat::Dense : proj_format};
   ModelWeights w;
   const int64_t H = cfg.hidden_size, I = cfg.intermediate_size, V = cfg.vocab_size;

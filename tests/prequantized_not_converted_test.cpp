@@ -164,14 +164,15 @@ TEST(PrequantNotConverted, StorageThatDisagreesWithTheListIsAClearError) {
   write_prequant_checkpoints(dir, "awq", 64, false, {{kQ0}, {}, {}});
   EXPECT_NE(load_error(dir / "quant").find(kQ0), std::string::npos) << load_error(dir / "quant");
   EXPECT_NE(load_error(dir / "quant")
-                .find(": unquantized in a AWQ checkpoint, but quantization_config."
-                      "modules_to_not_convert does not name it"),
+                .find(": unquantized in a AWQ checkpoint, but neither quantization_config."
+                      "modules_to_not_convert nor a dynamic exclusion names it"),
             std::string::npos) << load_error(dir / "quant");
   fs::remove_all(dir);
   write_prequant_checkpoints(dir, "gptq", 64, false, {{}, {kDown1}, {}});
   EXPECT_NE(load_error(dir / "quant")
-                .find(": packed, but quantization_config.modules_to_not_convert names it "
-                      "(expected a dense " + std::string(kDown1) + ".weight)"),
+                .find(": packed, but quantization_config leaves it unquantized "
+                      "(modules_to_not_convert or a dynamic exclusion names it; expected a "
+                      "dense " + std::string(kDown1) + ".weight)"),
             std::string::npos) << load_error(dir / "quant");
   fs::remove_all(dir);
 }
