@@ -41,9 +41,9 @@ std::string load_error(const fs::path& dir) {
   return "no error";
 }
 
-int64_t planned_weight_bytes(const fs::path& dir) {
+int64_t planned_weight_bytes(const ModelConfig& c) {
   PlanRequest r;
-  r.model = load_model_config(dir.string());
+  r.model = c;
   r.device = host_device();
   return make_plan(r).weights_bytes_per_rank();
 }
@@ -150,7 +150,7 @@ TEST(PrequantNotConverted, PlanEqualsTheLoadedWeightBytes) {
     const fs::path dir = temp_dir(std::string("prequant-plan-") + c.format);
     write_prequant_checkpoints(dir, c.format, 64, c.act_order, c.nc);
     const ModelWeights w = load(dir / "quant", WeightFormat::Dense);
-    EXPECT_EQ(planned_weight_bytes(dir / "quant"), int64_t(w.bytes))
+    EXPECT_EQ(planned_weight_bytes(load_model_config((dir / "quant").string())), int64_t(w.bytes))
         << c.format << " with " << c.nc.dense.size() << " layers not converted";
     fs::remove_all(dir);
   }
@@ -192,10 +192,7 @@ TEST(PrequantNotConverted, DummyWeightsLeaveListedLayersDense) {
     EXPECT_EQ(l.q.format, WeightFormat::Int4);
     EXPECT_EQ(l.down.format, WeightFormat::Int4);
   }
-  PlanRequest r;
-  r.model = cfg;
-  r.device = host_device();
-  EXPECT_EQ(make_plan(r).weights_bytes_per_rank(), int64_t(w.bytes));
+  EXPECT_EQ(planned_weight_bytes(cfg), int64_t(w.bytes));
 }
 
 }  // namespace
