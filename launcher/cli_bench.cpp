@@ -1,8 +1,8 @@
 // tessera bench: prefill and decode throughput, like llama-bench's pp/tg tests. Rows:
 // prefill of P prompt tokens (tokens/s and TFLOP/s) for each P of -p and --prefill; decode
-// at batch B (B sequences, each adding one token per step from a 1-token context) for each B
-// of --batches, with batch 1 also as a fraction of the memory-bandwidth roofline. On CUDA
-// every decode row is measured with and without CUDA graphs.
+// at batch B (B sequences, each adding one token per step from a context of --depth tokens;
+// launcher/bench_decode) for each B of --batches, with batch 1 also as a fraction of the
+// memory-bandwidth roofline. On CUDA every decode row is measured with and without graphs.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "launcher/bandwidth.h"
+#include "launcher/bench_decode.h"
 #include "launcher/cli_parse.h"
 #include "launcher/commands.h"
 #include "launcher/config_file.h"
@@ -32,7 +33,7 @@ constexpr int64_t kBlock = 16;
 
 struct BenchArgs {
   ModelArgs model;
-  int64_t prompt_tokens = 128, gen_tokens = 64, repeats = 3;
+  int64_t prompt_tokens = 128, gen_tokens = 64, repeats = 3, depth = 0;
   std::string prefill = "512,2048", batches = "1,8,32,128";
   bool json = false;
 };
@@ -92,29 +93,6 @@ double prefill_once(Model& m, KvCache& kv, int64_t tokens, std::mt19937& rng) {
   return double(tokens) / seconds_since(t0);
 }
 
-// Tokens/s of `steps` decode steps of `batch` sequences, each from a 1-token context and
-// adding one random token per step (sampling is not part of the step).
-double decode_once(Model& m, KvCache& kv, int64_t batch, int64_t steps, std::mt19937& rng) {
-  std::uniform_int_distribution<int32_t> tok(0, int32_t(m.config().vocab_size - 1));
-  BlockAllocator alloc(kv.shape().num_blocks);
-  std::vector<Sequence> seqs(static_cast<size_t>(batch));
-  for (Sequence& s : seqs) {
-    s.tokens.push_back(tok(rng));
-    s.reserve(alloc, steps + 1, kBlock);
-  }
-  const auto t0 = clock_type::now();
-  for (int64_t i = 0; i < steps; ++i) {
-    BatchBuilder bb(kBlock);
-    for (const Sequence& s : seqs) bb.add(s, 1, false);
-    m.forward(bb.build(), kv);
-    for (Sequence& s : seqs) {
-      s.num_cached += 1;
-      s.tokens.push_back(tok(rng));
-    }
-  }
-  return double(batch * steps) / seconds_since(t0);
-}
-
 KvCache cache_for(Model& m, int64_t blocks) {
   return KvCache(m.backend(), m.kv_shape(blocks, kBlock));
 }
@@ -153,37 +131,10 @@ json prefill_row(Model& m, int64_t tokens, const BenchArgs& a, std::mt19937& rng
   return row;
 }
 
-// Median tokens/s over the repeats, after an untimed warm-up pass (with graphs: a full pass,
-// so the timed passes replay graphs captured in it).
-double decode_median(Model& m, KvCache& kv, int64_t batch, const BenchArgs& a, std::mt19937& rng) {
-  const int64_t warm =
-      m.backend().step_capture() ? a.gen_tokens : std::min<int64_t>(a.gen_tokens, 2);
-  decode_once(m, kv, batch, warm, rng);
-  std::vector<double> tps;
-  for (int64_t r = 0; r < a.repeats; ++r)
-    tps.push_back(decode_once(m, kv, batch, a.gen_tokens, rng));
-  return median(tps);
-}
-
 json decode_row(Model& m, int64_t batch, const BenchArgs& a, std::mt19937& rng, bool single) {
-  json row = {{"batch", batch}, {"steps", a.gen_tokens}};
+  json row = {{"batch", batch}, {"steps", a.gen_tokens}, {"depth", a.depth}};
   guarded(row, single, [&] {
-    KvCache kv = cache_for(m, batch * ((a.gen_tokens + 1 + kBlock - 1) / kBlock));
-    Backend& be = m.backend();
-    const bool graphs = be.step_capture();
-    row["cuda_graphs"] = graphs;
-    row["tokens_per_s"] = decode_median(m, kv, batch, a, rng);
-    if (!graphs) return;
-    be.set_step_capture(false);
-    try {
-      row["tokens_per_s_no_graphs"] = decode_median(m, kv, batch, a, rng);
-    } catch (...) {
-      be.set_step_capture(true);
-      throw;
-    }
-    be.set_step_capture(true);
-    row["graph_speedup"] =
-        row["tokens_per_s"].get<double>() / row["tokens_per_s_no_graphs"].get<double>();
+    row.update(measure_decode(m, {batch, a.gen_tokens, a.depth, a.repeats}, rng));
   });
   return row;
 }
@@ -221,9 +172,12 @@ void print_table(const json& j, const ModelConfig& c, const ModelWeights& w) {
                                          : "error: " + r["error"].get<std::string>()).c_str());
   }
   const bool graphs = j["cuda_graphs"].get<bool>();
-  std::printf("%-26s %12s%s\n",
-              ("decode, " + std::to_string(j["decode_tokens"].get<int64_t>()) + " steps").c_str(),
-              "tokens/s", graphs ? "  no graphs  graph gain" : "");
+  const int64_t depth = j["depth"].get<int64_t>();
+  std::string decode = "decode, " + std::to_string(j["decode_tokens"].get<int64_t>()) + " steps";
+  if (depth > 0) decode = "decode tg" + std::to_string(j["decode_tokens"].get<int64_t>()) +
+                          " @ d" + std::to_string(depth);  // llama-bench's name
+  std::printf("%-26s %12s%s\n", decode.c_str(), "tokens/s",
+              graphs ? "  no graphs  graph gain" : "");
   for (const json& r : j["decode"]) {
     const std::string name = "batch " + std::to_string(r["batch"].get<int64_t>());
     if (!r.contains("tokens_per_s")) {
@@ -255,14 +209,16 @@ int run_bench(const BenchArgs& a) {
   LoadedModel lm = load_model(a.model);
   Model& m = *lm.model;
   const ModelConfig& c = m.config();
-  require(a.gen_tokens < c.max_position_embeddings,
-          "-n " + std::to_string(a.gen_tokens) + " decode steps need positions beyond "
-          "max_position_embeddings (" + std::to_string(c.max_position_embeddings) + ")");
+  require(a.depth + a.gen_tokens < c.max_position_embeddings,
+          "--depth " + std::to_string(a.depth) + " + -n " + std::to_string(a.gen_tokens) +
+              " decode steps need positions beyond max_position_embeddings (" +
+              std::to_string(c.max_position_embeddings) + ")");
   const bool single = lm.comm->world().size == 1;
   std::mt19937 rng(42);
   json j = {{"device", m.backend().name()}, {"weights", a.model.weights},
             {"repeats", a.repeats}, {"threads", a.model.threads},
-            {"decode_tokens", a.gen_tokens}, {"cuda_graphs", m.backend().step_capture()},
+            {"decode_tokens", a.gen_tokens}, {"depth", a.depth},
+            {"cuda_graphs", m.backend().step_capture()},
             {"flops_counted", kFlopsCounted}, {"prefill", json::array()},
             {"decode", json::array()}};
   for (int64_t p : prefill) j["prefill"].push_back(prefill_row(m, p, a, rng, single));
@@ -272,6 +228,9 @@ int run_bench(const BenchArgs& a) {
                       {"failures", st.failures}, {"eager", st.eager}};
 
   const ModelWeights& w = m.weights();
+  // Batch 1's step s attends to depth + s + 1 tokens: on average depth + (n + 1) / 2.
+  const uint64_t kv_token = kv_bytes_per_token(m);
+  const double kv_step = double(kv_token) * (double(a.depth) + double(a.gen_tokens + 1) / 2);
   const uint64_t step_bytes = decode_step_bytes(w);
   double bw = 0;
   std::string source = "host";
@@ -284,6 +243,7 @@ int run_bench(const BenchArgs& a) {
   if (source == "host") bw = measure_read_bandwidth(a.model.threads);
   if (!lm.comm->world().is_root()) return 0;  // only rank 0 writes results
   j.update({{"weight_bytes", w.bytes}, {"decode_bytes_per_token", step_bytes},
+            {"kv_bytes_per_context_token", kv_token}, {"decode_kv_bytes_per_step", kv_step},
             {"read_bandwidth_gb_s", bw / 1e9}, {"bandwidth_source", source}});
   bool failed = false;
   for (const json& r : j["prefill"]) {
@@ -296,7 +256,8 @@ int run_bench(const BenchArgs& a) {
   for (json& r : j["decode"]) {
     failed |= r.contains("error");
     if (r["batch"] != 1 || !r.contains("tokens_per_s") || bw <= 0) continue;
-    const double roofline = bw / double(step_bytes), tg = r["tokens_per_s"].get<double>();
+    const double roofline = bw / (double(step_bytes) + kv_step);
+    const double tg = r["tokens_per_s"].get<double>();
     r["roofline_fraction"] = tg / roofline;
     j.update({{"decode_tokens_per_s", tg}, {"decode_roofline_tokens_per_s", roofline},
               {"decode_roofline_fraction", tg / roofline}});
@@ -325,6 +286,10 @@ CommandRunner register_bench(CLI::App& app) {
   cmd->add_option("--batches", a->batches,
                   "Decode batch sizes, comma-separated (batch 1 always runs: the roofline row)")
       ->capture_default_str();
+  cmd->add_option("-d,--depth", a->depth,
+                  "Context tokens each decode sequence holds before the timed steps (prefilled, "
+                  "untimed; llama-bench's -d)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("-r,--repeats", a->repeats, "Repetitions (median reported)");
   cmd->add_flag("--json", a->json, "Print one JSON object on the last line");
   return [a] { return run_bench(*a); };

@@ -1,6 +1,7 @@
 // `tessera bench` through the real binary on a tiny config with dummy weights: the JSON has a
 // prefill row per requested length (tokens/s, TFLOP/s) and a decode row per batch, all with
-// positive numbers; bad row lists are one-line errors (exit 2).
+// positive numbers; --depth decodes from a cached context; bad row lists are one-line errors
+// (exit 2).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -61,6 +62,45 @@ TEST(CliBench, JsonHasPrefillAndDecodeRows) {
   EXPECT_GT(j["decode_tokens_per_s"].get<double>(), 0);
   EXPECT_GT(j["decode_roofline_fraction"].get<double>(), 0);
   EXPECT_EQ(j["bandwidth_source"], "host");
+}
+
+// --depth: every decode row starts from that many cached tokens (its KV blocks say so), and
+// the roofline counts the K/V bytes a batch-1 step reads: 2 layers x 2 kv heads x head_dim 16
+// x (K and V) per context token, F32 (4 bytes each) or I8 (1 byte + a 4-byte scale per row).
+TEST(CliBench, DepthStartsFromACachedContextAndCountsItsKvBytes) {
+  const std::string cfg = tiny_config();
+  for (const auto& [kv, per_token] : {std::pair<const char*, int64_t>{"fp32", 2 * 2 * 2 * 16 * 4},
+                                      {"int8", 2 * 2 * 2 * (16 + 4)}}) {
+    const CliRun r = run_tessera({"bench", "--load-format", "dummy", "--model-config", cfg,
+                                  "--threads", "1", "-p", "0", "--prefill", "", "--batches",
+                                  "1,3", "-n", "5", "-d", "100", "-r", "1", "--kv-cache", kv,
+                                  "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    json j;
+    ASSERT_NO_THROW(j = json::parse(last_line(r.out))) << r.out;
+    EXPECT_EQ(j["depth"], 100);
+    EXPECT_EQ(j["kv_bytes_per_context_token"], per_token) << kv;
+    // Batch 1's steps attend to 101..105 tokens: 103 on average.
+    EXPECT_DOUBLE_EQ(j["decode_kv_bytes_per_step"].get<double>(), 103.0 * double(per_token));
+    ASSERT_EQ(j["decode"].size(), 2u) << j.dump();
+    for (const json& row : j["decode"]) {
+      EXPECT_EQ(row["depth"], 100);
+      // 106 tokens per sequence (100 cached, 5 steps, the step's new token) in 16-token blocks.
+      EXPECT_EQ(row["kv_blocks"], row["batch"].get<int64_t>() * 7) << row.dump();
+      EXPECT_GT(row["tokens_per_s"].get<double>(), 0) << row.dump();
+    }
+  }
+  const CliRun human = run_tessera({"bench", "--load-format", "dummy", "--model-config", cfg,
+                                    "--threads", "1", "-p", "0", "--prefill", "", "--batches",
+                                    "1", "-n", "2", "-d", "20", "-r", "1"});
+  ASSERT_EQ(human.code, 0) << human.err;
+  EXPECT_NE(human.out.find("decode tg2 @ d20"), std::string::npos) << human.out;
+  // max_position_embeddings 256: a context of 250 + 6 steps does not fit.
+  const CliRun bad = run_tessera({"bench", "--load-format", "dummy", "--model-config", cfg,
+                                  "-d", "250", "-n", "6"});
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("--depth 250 + -n 6"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("max_position_embeddings (256)"), std::string::npos) << bad.err;
 }
 
 TEST(CliBench, HumanTableAndBadLists) {
