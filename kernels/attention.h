@@ -36,8 +36,16 @@ void kv_write_cpu(const float* k, const float* v, int64_t n, const int32_t* slot
 // out [n, heads * head_dim] = softmax(q k^T * scale) v for every token of the batch, causal
 // (keys at positions <= the token's position) and, when window > 0, limited to keys at
 // positions > position - window. Query head h reads kv head h / (heads / kv_heads). An I8
-// cache is dequantized block by block as it is read (no dequantized copy of the cache).
+// cache's codes are converted as they are read (no dequantized copy of the cache); a score is
+// scale * s_k * (q . codes), a V row adds p * s_v * codes. The query heads of one kv head are
+// computed together (each K/V row read once for all of them), a long context in parts whose
+// partial softmaxes are folded in order, split over the threads when the batch has few
+// (token, kv head) pairs; the result does not depend on the thread count. AVX-512 when the
+// processor has it.
 void paged_attention_cpu(const float* q, int64_t heads, const PagedKv& cache, const Batch& b,
                          float scale, int64_t window, float* out);
+// The portable path alone, for tests that compare it with the vectorised one.
+void paged_attention_cpu_portable(const float* q, int64_t heads, const PagedKv& cache,
+                                  const Batch& b, float scale, int64_t window, float* out);
 
 }  // namespace tessera

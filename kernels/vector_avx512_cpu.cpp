@@ -6,34 +6,6 @@ namespace tessera {
 
 static inline __mmask16 tail_mask(int64_t left) { return __mmask16((1u << left) - 1u); }
 
-float dot_avx512(const float* a, const float* b, int64_t n) {
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
-    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
-  }
-  for (; i + 16 <= n; i += 16)
-    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
-  if (i < n) {
-    const __mmask16 m = tail_mask(n - i);
-    acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc1);
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-}
-
-void axpy_avx512(float a, const float* x, float* y, int64_t n) {
-  const __m512 av = _mm512_set1_ps(a);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
-  if (i < n) {
-    const __mmask16 m = tail_mask(n - i);
-    _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i),
-                                                    _mm512_maskz_loadu_ps(m, y + i)));
-  }
-}
-
 // exp(x) = 2^k * e^r with k = round(x / ln2), r = x - k ln2 (ln2 split in two for accuracy).
 static inline __m512 exp_ps(__m512 x) {
   x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));  // below: exp underflows to 0 anyway
@@ -79,35 +51,6 @@ void silu_mul_avx512(const float* gate, const float* up, int64_t n, float* out) 
     const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
     const __m512 silu = _mm512_div_ps(g, _mm512_add_ps(one, e));
     _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(silu, _mm512_maskz_loadu_ps(m, up + i)));
-  }
-}
-
-void block_scores_avx512(const float* q, const float* k, int64_t keys, int64_t d, float scale,
-                         float* scores) {
-  for (int64_t j = 0; j < keys; ++j) scores[j] = dot_avx512(q, k + j * d, d) * scale;
-}
-
-void block_accumulate_avx512(const float* p, const float* v, int64_t keys, int64_t d,
-                             float* acc) {
-  for (int64_t c = 0; c < d; c += 16) {
-    const __mmask16 m = d - c >= 16 ? __mmask16(0xffff) : tail_mask(d - c);
-    __m512 a = _mm512_maskz_loadu_ps(m, acc + c);
-    for (int64_t j = 0; j < keys; ++j)
-      a = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), _mm512_maskz_loadu_ps(m, v + j * d + c), a);
-    _mm512_mask_storeu_ps(acc + c, m, a);
-  }
-}
-
-void dequantize_rows_avx512(const int8_t* q, const float* scales, int64_t rows, int64_t d,
-                            float* out) {
-  for (int64_t j = 0; j < rows; ++j) {
-    const __m512 s = _mm512_set1_ps(scales[j]);
-    for (int64_t i = 0; i < d; i += 16) {
-      const __mmask16 m = d - i >= 16 ? __mmask16(0xffff) : tail_mask(d - i);
-      const __m128i codes = _mm_maskz_loadu_epi8(m, q + j * d + i);
-      const __m512 x = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes));
-      _mm512_mask_storeu_ps(out + j * d + i, m, _mm512_mul_ps(x, s));
-    }
   }
 }
 

@@ -103,8 +103,11 @@ std::vector<float> dequantized(const std::vector<float>& x, int64_t d) {
     for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::fabs(row[i]));
     const float s = mx / 127.0f;
     for (int64_t i = 0; i < d; ++i) {
-      const double q = s == 0 ? 0.0 : std::clamp(std::round(double(row[i] / s)), -127.0, 127.0);
-      out[r * size_t(d) + size_t(i)] = float(q) * s;  // random data: no exact .5 ties
+      // Half to even, as the header says: x / s (a float) lands exactly on k + 0.5 about
+      // once in 2^17 values, so the long contexts below do meet ties.
+      const double q =
+          s == 0 ? 0.0 : std::clamp(std::nearbyint(double(row[i] / s)), -127.0, 127.0);
+      out[r * size_t(d) + size_t(i)] = float(q) * s;
     }
   }
   return out;
@@ -146,6 +149,10 @@ void check_attention(const Sizes& z, uint32_t seed) {
   std::vector<float> out(q.size(), NAN);
   const float scale = 1.0f / std::sqrt(float(d));
   paged_attention_cpu(q.data(), z.heads, c.view, b, scale, z.window, out.data());
+  std::vector<float> twin(q.size(), NAN);  // the portable path: the same up to float rounding
+  paged_attention_cpu_portable(q.data(), z.heads, c.view, b, scale, z.window, twin.data());
+  for (size_t i = 0; i < out.size(); ++i)
+    ASSERT_NEAR(twin[i], out[i], 1e-5f * (1.0f + std::fabs(out[i]))) << "portable twin at " << i;
 
   const std::vector<float> Kq = dequantized(K, d), Vq = dequantized(V, d);
   double err_deq = 0, err_orig = 0, sq_ref = 0;
@@ -212,6 +219,13 @@ TEST(KernelKvInt8, AttentionMatchesDenseOnDequantizedAndStaysNearFloat) {
     check_attention({7, 1, d, 300, 1, 0}, seed++);   // decode over a long context, GQA 7
     check_attention({4, 4, d, 33, 12, 0}, seed++);   // chunked prefill crossing blocks
     check_attention({4, 2, d, 100, 30, 17}, seed++);  // sliding window
+  }
+  // Longer than a 256-key part: decode split into folded items; a prefill chunk of 40 tokens
+  // (80 pairs) whose parts fold within one item; a window starting mid-block.
+  for (int64_t d : {64, 128}) {
+    check_attention({14, 2, d, 1300, 1, 0}, seed++);
+    check_attention({14, 2, d, 700, 40, 0}, seed++);
+    check_attention({14, 2, d, 1300, 3, 500}, seed++);
   }
 }
 

@@ -2,8 +2,10 @@
 // in double. Batches are built by hand (not through BatchBuilder) so this tests the kernel
 // alone: GQA, several head dims, sequences of different lengths in one batch, shuffled block
 // tables with -1 padding, chunked prefill, sliding windows. Cache slots that no token owns
-// hold NaN, so a read outside a sequence's keys poisons the output.
+// hold NaN, so a read outside a sequence's keys poisons the output. The vectorised kernel and
+// its portable twin are both checked; long contexts go through the parts and their folding.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -37,7 +39,9 @@ std::string describe(const Case& c) {
   return s.str();
 }
 
-void run_case(const Case& c, uint32_t seed) {
+// Runs the case through the kernel (the portable twin when `portable`), checks it against
+// the dense reference and returns its output.
+std::vector<float> run_case(const Case& c, uint32_t seed, bool portable = false) {
   SCOPED_TRACE(describe(c));
   std::mt19937 rng(seed);
   std::normal_distribution<float> nd;
@@ -82,14 +86,15 @@ void run_case(const Case& c, uint32_t seed) {
     b.seq_begin.push_back(int32_t(b.token_ids.size()));
     b.context_lens.push_back(int32_t(s.len));
   }
-  ASSERT_NO_THROW(validate_batch(b, num_blocks * bs, bs));
+  EXPECT_NO_THROW(validate_batch(b, num_blocks * bs, bs));
 
   const int64_t n = b.num_tokens();
   std::vector<float> q(size_t(n * c.heads * d));
   for (auto& x : q) x = nd(rng);
   std::vector<float> out(q.size(), NAN);
   const float scale = 1.0f / std::sqrt(float(d));
-  paged_attention_cpu(q.data(), c.heads, cache, b, scale, c.window, out.data());
+  (portable ? paged_attention_cpu_portable : paged_attention_cpu)(q.data(), c.heads, cache, b,
+                                                                 scale, c.window, out.data());
 
   const int64_t group = c.heads / kvh;
   double max_err = 0.0;
@@ -115,12 +120,22 @@ void run_case(const Case& c, uint32_t seed) {
           for (int64_t j = lo; j <= pos; ++j) o += sc[size_t(j - lo)] * V[s][size_t((j * kvh + g) * d + i)];
           o /= sum;
           const float got = out[size_t((t * c.heads + h) * d + i)];
-          ASSERT_FALSE(std::isnan(got)) << "token " << t << " head " << h << " dim " << i;
+          if (std::isnan(got)) {
+            ADD_FAILURE() << "NaN at token " << t << " head " << h << " dim " << i;
+            return out;
+          }
           max_err = std::max(max_err, std::fabs(got - o));
         }
       }
     }
-  EXPECT_LT(max_err, 2e-5);
+  EXPECT_LT(max_err, 2e-5) << (portable ? "portable" : "vectorised");
+  return out;
+}
+
+// Both paths.
+void run_both(const Case& c, uint32_t seed) {
+  run_case(c, seed);
+  run_case(c, seed, true);
 }
 
 }  // namespace
@@ -130,23 +145,50 @@ TEST(KernelPagedAttention, GqaRatiosAndHeadDims) {
   uint32_t seed = 1;
   for (const auto& hk : kv_for)
     for (int64_t d : {16, 64, 80})
-      run_case({hk[0], hk[1], d, 16, 0, {{1, 1}, {17, 17}, {40, 40}}}, seed++);
+      run_both({hk[0], hk[1], d, 16, 0, {{1, 1}, {17, 17}, {40, 40}}}, seed++);
 }
 
 TEST(KernelPagedAttention, DecodeAndChunkedPrefillMixed) {
   // One decoding sequence (1 new of 40), one chunked prefill (21 cached, 12 new, crossing
   // block edges), a fresh prefill and a one-token sequence, in one batch.
-  run_case({8, 2, 64, 16, 0, {{40, 1}, {33, 12}, {17, 17}, {1, 1}}}, 11);
+  run_both({8, 2, 64, 16, 0, {{40, 1}, {33, 12}, {17, 17}, {1, 1}}}, 11);
   // A small block size makes every run cross several blocks.
-  run_case({7, 1, 16, 5, 0, {{40, 3}, {17, 17}, {1, 1}, {26, 1}}}, 12);
+  run_both({7, 1, 16, 5, 0, {{40, 3}, {17, 17}, {1, 1}, {26, 1}}}, 12);
 }
 
 TEST(KernelPagedAttention, SlidingWindow) {
   uint32_t seed = 20;
   for (int64_t w : {1, 3, 16, 17, 39, 40, 1000}) {
-    run_case({8, 2, 16, 16, w, {{40, 40}, {17, 17}, {1, 1}}}, seed++);
-    run_case({4, 4, 80, 16, w, {{40, 5}, {33, 1}}}, seed++);
+    run_both({8, 2, 16, 16, w, {{40, 40}, {17, 17}, {1, 1}}}, seed++);
+    run_both({4, 4, 80, 16, w, {{40, 5}, {33, 1}}}, seed++);
   }
+}
+
+// Contexts longer than a part (256 keys): decode of one sequence (few (token, kv head) pairs:
+// its parts are split into work items and folded), several decoding sequences, a prefill
+// chunk of many tokens over a long context (each pair's parts folded in one item), windows
+// that start a part mid-block, and a block size that does not divide a part.
+TEST(KernelPagedAttention, LongContextsInPartsMatchTheReference) {
+  run_both({14, 2, 64, 16, 0, {{1500, 1}}}, 40);
+  run_both({8, 8, 128, 16, 0, {{700, 1}}}, 41);
+  run_both({6, 2, 32, 16, 0, {{600, 1}, {257, 1}, {256, 1}, {1030, 1}}}, 42);
+  run_both({14, 2, 64, 16, 0, {{700, 40}}}, 43);  // 80 pairs
+  run_both({14, 2, 64, 16, 300, {{1500, 1}, {700, 33}}}, 44);
+  run_both({4, 1, 16, 5, 0, {{1031, 2}, {513, 1}}}, 45);
+}
+
+// The split of a long context into work items depends on the batch, not on the threads:
+// the outputs are bitwise the same with 1, 2 and 3 threads.
+TEST(KernelPagedAttention, OutputDoesNotDependOnTheThreadCount) {
+  const Case c{14, 2, 64, 16, 0, {{1500, 1}, {300, 1}}};
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const std::vector<float> one = run_case(c, 50);
+  for (int threads : {2, 3}) {
+    omp_set_num_threads(threads);
+    EXPECT_EQ(run_case(c, 50), one) << threads << " threads";
+  }
+  omp_set_num_threads(before);
 }
 
 TEST(KernelPagedAttention, WindowOneIsTheValueOfTheToken) {
