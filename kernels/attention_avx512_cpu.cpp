@@ -13,7 +13,7 @@ namespace {
 constexpr int kMaxHeads = 8;  // heads per register block
 
 inline __mmask16 chunk_mask(int64_t left) {
-  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);
+  return left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1u);
 }
 
 // 16 values of a row from column c (zeros past the mask) as F32.
@@ -27,10 +27,30 @@ inline __m512 row_chunk(const void* rows, int64_t at, __mmask16 m) {
   }
 }
 
+// Two keys at a time: each chunk of q is loaded once for both (fewer loads per FMA; measured
+// 0-10% faster than one key at a time, bench/attention_bench).
 template <int GN, bool I8>
 void dots_tile(const float* q, const void* k, int64_t keys, int64_t d, float* dots,
                int64_t stride) {
-  for (int64_t j = 0; j < keys; ++j) {
+  int64_t j = 0;
+  for (; j + 2 <= keys; j += 2) {
+    __m512 s0[GN], s1[GN];
+    for (int g = 0; g < GN; ++g) s0[g] = s1[g] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < d; c += 16) {
+      const __mmask16 m = chunk_mask(d - c);
+      const __m512 k0 = row_chunk<I8>(k, j * d + c, m), k1 = row_chunk<I8>(k, (j + 1) * d + c, m);
+      for (int g = 0; g < GN; ++g) {
+        const __m512 qg = _mm512_maskz_loadu_ps(m, q + g * d + c);
+        s0[g] = _mm512_fmadd_ps(qg, k0, s0[g]);
+        s1[g] = _mm512_fmadd_ps(qg, k1, s1[g]);
+      }
+    }
+    for (int g = 0; g < GN; ++g) {
+      dots[g * stride + j] = _mm512_reduce_add_ps(s0[g]);
+      dots[g * stride + j + 1] = _mm512_reduce_add_ps(s1[g]);
+    }
+  }
+  for (; j < keys; ++j) {
     __m512 s[GN];
     for (int g = 0; g < GN; ++g) s[g] = _mm512_setzero_ps();
     for (int64_t c = 0; c < d; c += 16) {
@@ -43,19 +63,30 @@ void dots_tile(const float* q, const void* k, int64_t keys, int64_t d, float* do
   }
 }
 
+// Two 16-column chunks at a time: each weight is broadcast once for both.
 template <int GN, bool I8>
 void accumulate_tile(const float* w, int64_t stride, const void* v, int64_t keys, int64_t d,
                      float* acc) {
-  for (int64_t c = 0; c < d; c += 16) {
-    const __mmask16 m = chunk_mask(d - c);
-    __m512 a[GN];
-    for (int g = 0; g < GN; ++g) a[g] = _mm512_maskz_loadu_ps(m, acc + g * d + c);
-    for (int64_t j = 0; j < keys; ++j) {
-      const __m512 vc = row_chunk<I8>(v, j * d + c, m);
-      for (int g = 0; g < GN; ++g)
-        a[g] = _mm512_fmadd_ps(_mm512_set1_ps(w[g * stride + j]), vc, a[g]);
+  for (int64_t c = 0; c < d; c += 32) {
+    const __mmask16 m0 = chunk_mask(d - c), m1 = chunk_mask(d - c - 16);
+    __m512 a0[GN], a1[GN];
+    for (int g = 0; g < GN; ++g) {
+      a0[g] = _mm512_maskz_loadu_ps(m0, acc + g * d + c);
+      a1[g] = _mm512_maskz_loadu_ps(m1, acc + g * d + c + 16);
     }
-    for (int g = 0; g < GN; ++g) _mm512_mask_storeu_ps(acc + g * d + c, m, a[g]);
+    for (int64_t j = 0; j < keys; ++j) {
+      const __m512 v0 = row_chunk<I8>(v, j * d + c, m0);
+      const __m512 v1 = row_chunk<I8>(v, j * d + c + 16, m1);
+      for (int g = 0; g < GN; ++g) {
+        const __m512 b = _mm512_set1_ps(w[g * stride + j]);
+        a0[g] = _mm512_fmadd_ps(b, v0, a0[g]);
+        a1[g] = _mm512_fmadd_ps(b, v1, a1[g]);
+      }
+    }
+    for (int g = 0; g < GN; ++g) {
+      _mm512_mask_storeu_ps(acc + g * d + c, m0, a0[g]);
+      _mm512_mask_storeu_ps(acc + g * d + c + 16, m1, a1[g]);
+    }
   }
 }
 
