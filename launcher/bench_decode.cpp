@@ -11,7 +11,7 @@ namespace tessera {
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-constexpr int64_t kBlock = 16;
+constexpr int64_t kBlock = kBenchBlockSize;
 constexpr int64_t kPrefillChunk = 512;  // the context prefill's tokens per step
 
 int64_t blocks_for(int64_t tokens) { return (tokens + kBlock - 1) / kBlock; }
@@ -94,15 +94,8 @@ nlohmann::json measure_decode(Model& m, const DecodeSpec& spec, std::mt19937& rn
   return row;
 }
 
-uint64_t kv_bytes_per_token(Model& m) {
-  KvCache one(m.backend(), m.kv_shape(1, kBlock));
-  uint64_t bytes = 0;
-  for (int64_t l = 0; l < one.shape().num_layers; ++l) {
-    const KvLayer& layer = one.layer(l);
-    for (const Tensor* t : {&layer.k, &layer.v, &layer.k_scale, &layer.v_scale})
-      bytes += uint64_t(t->nbytes());
-  }
-  return bytes / uint64_t(kBlock);
+uint64_t kv_bytes_per_token(const Model& m) {
+  return uint64_t(m.kv_shape(1, kBlock).bytes_per_block() / kBlock);
 }
 
 }  // namespace tessera

@@ -11,6 +11,8 @@
 
 namespace tessera {
 
+constexpr int64_t kBenchBlockSize = 16;  // KV block size of every bench cache
+
 struct DecodeSpec {
   int64_t batch = 1, steps = 64, depth = 0, repeats = 3;
 };
@@ -22,6 +24,6 @@ nlohmann::json measure_decode(Model& m, const DecodeSpec& spec, std::mt19937& rn
 
 // Bytes one token of context occupies in this rank's KV cache (K, V and the int8 cache's
 // scales, every layer): what attention reads per context token per decode step.
-uint64_t kv_bytes_per_token(Model& m);
+uint64_t kv_bytes_per_token(const Model& m);
 
 }  // namespace tessera

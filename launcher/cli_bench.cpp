@@ -29,7 +29,7 @@ namespace {
 
 using json = nlohmann::json;
 using clock_type = std::chrono::steady_clock;
-constexpr int64_t kBlock = 16;
+constexpr int64_t kBlock = kBenchBlockSize;
 
 struct BenchArgs {
   ModelArgs model;
