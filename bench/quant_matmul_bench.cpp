@@ -2,7 +2,7 @@
 // int4 (group 128) weights with F32 activations (exact mode) and with int8 activations (fast
 // mode, AVX512-VNNI). Copies of the matrix are cycled through until ~512 MiB are touched, so
 // decode (M = 1) reads from DRAM as a model's layers do. Prints ms per call, GFLOP/s and GB/s
-// of packed weights. Usage: quant_matmul_bench [threads]
+// of packed weights. Usage: quant_matmul_bench [threads] [shape name filter, e.g. "gate+up"]
 #include <omp.h>
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/matmul.h"
@@ -55,7 +56,9 @@ int main(int argc, char** argv) {
               cpu_has_avx512_vnni() ? "yes" : "no");
   std::printf("%-18s %-17s %5s %-14s %9s %9s %8s\n", "shape", "M x K x N", "w", "activations",
               "ms", "GFLOP/s", "W GB/s");
+  const std::string filter = argc > 2 ? argv[2] : "";
   for (const Shape& s : shapes) {
+    if (std::string(s.what).find(filter) == std::string::npos) continue;
     std::normal_distribution<float> d(0.0f, 1.0f);
     std::vector<float> x(size_t(s.M * s.K)), y(size_t(s.M * s.N));
     for (auto& v : x) v = d(rng);

@@ -84,18 +84,35 @@ inline __m512i load_bytes(const uint8_t* row, int64_t at, int64_t end) {
   }
 }
 
-// Int8 decode (one token) reads each weight byte once, and a tile's NR rows from NR streams
-// at once, more than the hardware prefetcher follows well. So while a tile works on full
-// block b, it asks for the same share of the next tile's bytes (tiles are contiguous: NR rows
-// of `row_bytes`, and NR rows' full blocks span at most that); by the tile's last block the
+// Decode (one token) reads each weight byte once, so how the bytes are walked decides its
+// speed. Rows of up to kRowWiseMaxK inputs are walked one row after the other: the matrix is
+// then one sequential stream, and each block asks for the bytes kAhead further on. Tiles of 8
+// rows read 8 streams of a few KiB at once, which the hardware prefetcher follows poorly:
+// measured with bench/quant_matmul_bench (2 threads, 7B shapes from DRAM), K = 3584 rows went
+// from ~15 to ~27-30 GB/s (int4) and ~20 to ~26-30 GB/s (int8), the host's read bandwidth.
+// Longer rows (Qwen2.5-7B's down_proj, K = 18944) stay in 8-row tiles, which load each x
+// block once for 8 rows (x no longer fits beside the stream in L1; row-wise measured 15-25%
+// slower there).
+constexpr int64_t kRowWiseMaxK = 8192;
+constexpr int64_t kAhead = 2048;  // bytes; 1 and 4 KiB measured no better
+
+template <int MR, int NR>
+inline void prefetch_ahead(const QuantMatrix& w, int64_t n0, int64_t row_bytes, int64_t at) {
+  if constexpr (MR == 1 && NR == 1)  // past the matrix's end: a prefetch never faults
+    _mm_prefetch(static_cast<const char*>(w.q) + n0 * row_bytes + at + kAhead, _MM_HINT_T0);
+}
+
+// In 8-row tiles, int8 decode helps the prefetcher: while a tile works on full block b, it
+// asks for the same share of the next tile's bytes (tiles are contiguous: NR rows of
+// `row_bytes`, and NR rows' full blocks span at most that); by the tile's last block the
 // next one is on its way. Measured (2 threads, the int8 GEMVs of two Qwen2.5-7B layers, 444
 // MiB, runs interleaved with the build before it): 1-5% more GB/s in most rounds, up to 18%
-// in some; never a clear loss. Not for int4 (compute-bound: no gain measured) nor prefill
+// in some; never a clear loss. Not for int4 (no gain measured) nor prefill
 // (its tiles reuse their rows for every token).
 template <int NR>
 inline void prefetch_next_tile(const QuantMatrix& w, int64_t n0, int64_t row_bytes, int64_t b,
                                int64_t block_bytes) {
-  if (n0 + 2 * NR > w.N) return;  // no whole next tile: stay inside the matrix
+  if (NR == 1 || n0 + 2 * NR > w.N) return;  // no whole next tile: stay inside the matrix
   const char* next = static_cast<const char*>(w.q) + (n0 + NR) * row_bytes + b * NR * block_bytes;
   for (int64_t l = 0; l < NR * block_bytes; l += 64) _mm_prefetch(next + l, _MM_HINT_T0);
 }
@@ -119,6 +136,7 @@ void int4_tile(const Q8Activations& a, int64_t m0, const QuantMatrix& w, int64_t
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
   over_blocks(nb, B / 2, rowb, [&](int64_t b, auto tail) {
     __m512i lo[NR], hi[NR];
+    prefetch_ahead<MR, NR>(w, n0, rowb, b * (B / 2));
     for (int j = 0; j < NR; ++j) {
       const __m512i c = load_bytes<decltype(tail)::value>(
           static_cast<const uint8_t*>(w.q) + (n0 + j) * rowb, b * (B / 2), rowb);
@@ -168,6 +186,8 @@ void int8_tile(const Q8Activations& a, int64_t m0, const QuantMatrix& w, int64_t
     constexpr bool T = decltype(tail)::value;
     __m512i w0[NR], w1[NR];
     if constexpr (MR == 1 && !T) prefetch_next_tile<NR>(w, n0, K, b, B);
+    prefetch_ahead<MR, NR>(w, n0, K, b * B);
+    prefetch_ahead<MR, NR>(w, n0, K, b * B + 64);
     for (int j = 0; j < NR; ++j) {
       const uint8_t* row = static_cast<const uint8_t*>(w.q) + (n0 + j) * K;
       w0[j] = _mm512_xor_si512(load_bytes<T>(row, b * B, K), flip);
@@ -237,7 +257,8 @@ void quant_matmul_q8_avx512(const float* x, int64_t M, const QuantMatrix& w, con
 #pragma omp parallel for schedule(static) if (M * w.K > 65536)
   for (int64_t m = 0; m < M; ++m) quantize_token(x + m * w.K, w.K, w.int4, *ap, m);
   const Tiles t{a, w, bias, y};
-  if (M == 1) run_tiles<1, 8>(M, t);
+  if (M == 1 && w.K <= kRowWiseMaxK) run_tiles<1, 1>(M, t);
+  else if (M == 1) run_tiles<1, 8>(M, t);
   else run_tiles<4, 4>(M, t);
 }
 
