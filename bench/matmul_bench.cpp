@@ -17,7 +17,9 @@ int main(int argc, char** argv) {
   if (argc > 1) omp_set_num_threads(std::atoi(argv[1]));
   struct Shape { int64_t M, K, N; };
   const Shape shapes[] = {{128, 768, 2048}, {128, 2048, 768}, {128, 768, 768},
-                          {1, 768, 2048},   {1, 2048, 768},   {1, 768, 32000}};
+                          {1, 768, 2048},   {1, 2048, 768},   {1, 768, 32000},
+                          {1, 3584, 37888},  {1, 18944, 3584},  // Qwen2.5-7B gate+up, down
+                          {1, 3584, 152064}};  // Qwen2.5-7B's lm_head (1 GiB, kept bf16)
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-1, 1);
   std::printf("%-18s %-6s %10s %10s %10s\n", "M x K x N", "mode", "ms", "GFLOP/s", "W GB/s");

@@ -18,7 +18,10 @@ TEST(MatmulFast, MatchesDoubleReferenceOnBf16RoundedInputs) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> u(-1, 1);
   struct Shape { int64_t M, K, N; };
-  for (Shape s : {Shape{1, 768, 33}, Shape{5, 100, 7}, Shape{128, 768, 260}, Shape{67, 2048, 9}}) {
+  // M = 1 walks rows one by one up to 8 KiB of bf16 x (K <= 4096; here with and without
+  // partial steps), in 4-row tiles beyond.
+  for (Shape s : {Shape{1, 768, 33}, Shape{1, 1000, 9}, Shape{1, 100, 7}, Shape{1, 4200, 10},
+                  Shape{5, 100, 7}, Shape{128, 768, 260}, Shape{67, 2048, 9}}) {
     std::vector<float> x(size_t(s.M * s.K)), bias(size_t(s.N));
     std::vector<uint16_t> w(size_t(s.N * s.K));
     for (auto& v : x) v = u(rng);
