@@ -1,7 +1,7 @@
 // Quantized matmul throughput of the CPU kernels on linear-layer shapes: for each shape, int8 and
 // int4 (group 128) weights with F32 activations (exact mode) and with int8 activations (fast
 // mode, AVX512-VNNI). Copies of the matrix are cycled through until ~512 MiB are touched, so
-// decode (M = 1) reads from DRAM as a model's layers do. Prints ms per call, GFLOP/s and GB/s
+// decode (M <= 8) reads from DRAM as a model's layers do. Prints ms per call, GFLOP/s and GB/s
 // of packed weights. Usage: quant_matmul_bench [threads] [shape name filter, e.g. "gate+up"]
 #include <omp.h>
 
@@ -48,8 +48,10 @@ int main(int argc, char** argv) {
   if (argc > 1) omp_set_num_threads(std::atoi(argv[1]));
   const Shape shapes[] = {
       {1, 768, 2048, "stories110m up"},  {1, 2048, 768, "stories110m down"},
+      {2, 768, 2048, "stories110m up x2"},
       {1, 3584, 4608, "qwen7b qkv"},     {1, 3584, 37888, "qwen7b gate+up"},
-      {1, 18944, 3584, "qwen7b down"},   {128, 3584, 4608, "qwen7b qkv"},
+      {1, 18944, 3584, "qwen7b down"},   {2, 3584, 37888, "qwen7b gate+up x2"},
+      {4, 3584, 37888, "qwen7b gate+up x4"}, {128, 3584, 4608, "qwen7b qkv"},
       {128, 18944, 3584, "qwen7b down"}};
   std::mt19937 rng(1);
   std::printf("threads %d, AVX512-VNNI %s\n", omp_get_max_threads(),
@@ -68,7 +70,7 @@ int main(int argc, char** argv) {
       do {
         copies.push_back(random_packed(s, int4, rng));
         bytes += copies.back().q.size();
-      } while (bytes < (size_t(512) << 20) && s.M == 1);
+      } while (bytes < (size_t(512) << 20) && s.M <= 8);  // decode: from DRAM
       for (Packed& c : copies) {  // (the vector has stopped moving)
         c.m.q = c.q.data();
         c.m.scales = c.scales.data();
