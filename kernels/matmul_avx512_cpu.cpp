@@ -3,6 +3,8 @@
 // F32 in registers; W is read straight from the checkpoint mapping. Parallel over N.
 #include <immintrin.h>
 
+#include <type_traits>
+
 #include "kernels/matmul_avx512.h"
 
 namespace tessera {
@@ -249,10 +251,14 @@ void matmul_avx512(const float* x, int64_t M, int64_t K, const void* w, int w_dt
   const char* wb = static_cast<const char*>(w);
   if (M == 1 && K * 4 <= kRowWiseMaxXBytes) {
     const int64_t row = K * (w_dtype == kF32 ? 4 : 2);
+    auto rows = [&](auto wt) {
+      constexpr int WT = decltype(wt)::value;
+      gemv_rows(N, bias, y, [&](int64_t n) { return dot_row<WT>(x, wb + n * row, K); });
+    };
     switch (w_dtype) {
-      case kF32: return gemv_rows(N, bias, y, [&](int64_t n) { return dot_row<kF32>(x, wb + n * row, K); });
-      case kF16: return gemv_rows(N, bias, y, [&](int64_t n) { return dot_row<kF16>(x, wb + n * row, K); });
-      case kBF16: return gemv_rows(N, bias, y, [&](int64_t n) { return dot_row<kBF16>(x, wb + n * row, K); });
+      case kF32: return rows(std::integral_constant<int, kF32>());
+      case kF16: return rows(std::integral_constant<int, kF16>());
+      case kBF16: return rows(std::integral_constant<int, kBF16>());
       default: return;
     }
   }

@@ -103,6 +103,38 @@ void int4_tile(const float* xp, int64_t Kp, const QuantMatrix& w, int64_t n0, co
       y[i * w.N + n0 + j] = _mm512_reduce_add_ps(acc[i][j]) + (bias ? bias[n0 + j] : 0.0f);
 }
 
+// int8 decode (M = 1) with an x of up to kRowWiseMaxXBytes walks the rows one after the
+// other, so the matrix is one sequential stream, asking for the bytes kAhead further on (as
+// the bf16 and fast-mode kernels; why: kernels/matmul_avx512_cpu.cpp). Four independent sums
+// hide the FMA latency of a single row. bench/quant_matmul_bench (2 threads, from DRAM):
+// stories110m shapes 12-18 -> 23-27 GB/s; the 7B's K = 3584 (14 KiB of x) measured no
+// better row-wise and keeps the tiles. int4 (exact) was slower row-wise (7-8 vs 9-11 GB/s:
+// its table lookups, not the reads, bound it) and keeps its tiles.
+constexpr int64_t kRowWiseMaxXBytes = 8192;
+constexpr int64_t kAhead = 2048;  // bytes
+
+float int8_dot_row(const float* x, const int8_t* row, int64_t K) {
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                   _mm512_setzero_ps()};
+  auto w16 = [](const int8_t* p) {  // 16 codes as F32
+    return _mm512_cvtepi32_ps(
+        _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  };
+  int64_t k = 0;
+  for (; k + 64 <= K; k += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(row + k) + kAhead, _MM_HINT_T0);
+    for (int u = 0; u < 4; ++u)
+      acc[u] = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16 * u), w16(row + k + 16 * u), acc[u]);
+  }
+  for (; k < K; k += 16) {
+    const __mmask16 m = K - k >= 16 ? __mmask16(0xffff) : __mmask16((1u << (K - k)) - 1u);
+    const __m512 wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, row + k)));
+    acc[0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + k), wv, acc[0]);
+  }
+  return _mm512_reduce_add_ps(
+      _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+
 // W' rows [n0, n0 + NR) into wt ([NR, Kp], in xp's order: each 32-input chunk as its 16
 // even then 16 odd inputs). The tail of a partial last chunk meets xp's zero padding.
 template <int NR>
@@ -199,6 +231,13 @@ struct Int4Tiles {
 
 void quant_matmul_int8_avx512(const float* x, int64_t M, const QuantMatrix& w,
                               const float* bias, float* y) {
+  if (M == 1 && w.K * 4 <= kRowWiseMaxXBytes) {
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < w.N; ++n)
+      y[n] = int8_dot_row(x, static_cast<const int8_t*>(w.q) + n * w.K, w.K) * w.scales[n] +
+             (bias ? bias[n] : 0.0f);
+    return;
+  }
   const Int8Tiles t{x, w, bias, y};
   // Decode (M = 1): 8 weight rows at once keep more loads in flight; prefill: 4 x 4 tiles.
   if (M == 1) run_tiles<1, 8>(M, w.N, t);

@@ -15,8 +15,10 @@
 namespace tessera::test {
 namespace {
 
+// int8 decode (M = 1) walks rows one by one up to K = 2048 (K 320, 200, 1000 here: no,
+// one, several partial steps), in 8-row tiles beyond (K 4096).
 struct Shape { int64_t M, K, N; };
-const Shape kShapes[] = {{1, 320, 37}, {1, 4096, 64}, {1, 200, 9}, {3, 1000, 33},
+const Shape kShapes[] = {{1, 320, 37}, {1, 4096, 64}, {1, 200, 9}, {1, 1000, 11}, {3, 1000, 33},
                          {17, 384, 130}, {64, 1000, 19}, {5, 130, 8}};
 
 class QuantMatmul : public ::testing::TestWithParam<WeightFormat> {};
