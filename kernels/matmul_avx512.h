@@ -6,6 +6,14 @@
 
 namespace tessera {
 
+// Decode (M = 1) GEMVs, dense and quantized, walk the weight rows one after the other (the
+// matrix is then one sequential stream, prefetched kRowWisePrefetchBytes ahead) while x, as
+// the kernel reads it (F32, bf16 or int8), takes at most kRowWiseMaxXBytes; with a larger x
+// they take 8 (4) rows at a time, loading each piece of x once for all of them. Why and the
+// measurements: kernels/matmul_avx512_cpu.cpp.
+constexpr int64_t kRowWiseMaxXBytes = 8192;
+constexpr int64_t kRowWisePrefetchBytes = 2048;
+
 // w_dtype: the integer value of tessera::DType (F32, F16 or BF16).
 void matmul_avx512(const float* x, int64_t M, int64_t K, const void* w, int w_dtype, int64_t N,
                    const float* bias, float* y);

@@ -145,23 +145,22 @@ void rows_block_bf16dot(const uint16_t* x, int64_t M, int64_t K, const uint16_t*
   }
 }
 
-// Decode (M = 1) with an x of up to kRowWiseMaxXBytes (as the kernel reads it: F32 or bf16)
-// walks the rows one after the other: the matrix is one sequential stream, and each step asks
-// for the bytes kAhead further on. Tiles of 8 (4) rows read as many short streams at once,
-// which the hardware prefetcher follows poorly. Four accumulators hide the FMA / dot-product
-// latency of a single row. Measured with bench/matmul_bench (2 threads, bf16 weights from
-// DRAM, this project's AMD EPYC machine type, three interleaved rounds, GB/s): 768 x 32000
-// exact 16-17 -> 20-34, fast 16-20 -> 22-53; Qwen2.5-7B gate+up (3584 x 37888) and lm_head
-// (3584 x 152064) fast: within the noise (25-28 -> 25-30). With a larger x (7B exact at K =
-// 3584: 14 KiB of F32, 20-30% slower row-wise; down_proj's K = 18944) the streamed rows evict
-// x from L1, and the tiles, which load each piece of x once for 8 rows, stay.
-constexpr int64_t kRowWiseMaxXBytes = 8192;
-constexpr int64_t kAhead = 2048;  // bytes
+// Decode (M = 1) with an x of up to kRowWiseMaxXBytes (matmul_avx512.h) walks the rows one
+// after the other: the matrix is one sequential stream, and each step asks for the bytes
+// kRowWisePrefetchBytes further on. Tiles of 8 (4) rows read as many short streams at once,
+// which the hardware prefetcher of this project's AMD EPYC machine type follows poorly.
+// Four accumulators hide the FMA / dot-product latency of a single row. Measured with
+// bench/matmul_bench (2 threads, bf16 weights from DRAM, three interleaved rounds, GB/s):
+// 768 x 32000 exact 16-17 -> 20-34, fast 16-20 -> 22-53; Qwen2.5-7B gate+up (3584 x 37888)
+// and lm_head (3584 x 152064) fast: within the noise (25-28 -> 25-30), though the 7B's bf16
+// decode end to end went 2.3 -> 3.5 tok/s. With a larger x (7B exact at K = 3584: 14 KiB of
+// F32, 20-30% slower row-wise; down_proj's K = 18944) the streamed rows evict x from L1, and
+// the tiles, which load each piece of x once for 8 rows, stay.
 
 template <int Bytes>
 inline void prefetch_lines_ahead(const void* p) {
   for (int l = 0; l < Bytes; l += 64)
-    _mm_prefetch(static_cast<const char*>(p) + l + kAhead, _MM_HINT_T0);
+    _mm_prefetch(static_cast<const char*>(p) + l + kRowWisePrefetchBytes, _MM_HINT_T0);
 }
 
 // x . w_row over K, 64 inputs per step in four independent sums.

@@ -9,6 +9,7 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include "kernels/matmul_avx512.h"
 #include "kernels/quant_matmul.h"
 
 namespace tessera {
@@ -104,15 +105,12 @@ void int4_tile(const float* xp, int64_t Kp, const QuantMatrix& w, int64_t n0, co
 }
 
 // int8 decode (M = 1) with an x of up to kRowWiseMaxXBytes walks the rows one after the
-// other, so the matrix is one sequential stream, asking for the bytes kAhead further on (as
-// the bf16 and fast-mode kernels; why: kernels/matmul_avx512_cpu.cpp). Four independent sums
+// other, so the matrix is one sequential stream (as the bf16 and fast-mode kernels; why:
+// kernels/matmul_avx512.h). Four independent sums
 // hide the FMA latency of a single row. bench/quant_matmul_bench (2 threads, from DRAM):
 // stories110m shapes 12-18 -> 23-27 GB/s; the 7B's K = 3584 (14 KiB of x) measured no
 // better row-wise and keeps the tiles. int4 (exact) was slower row-wise (7-8 vs 9-11 GB/s:
 // its table lookups, not the reads, bound it) and keeps its tiles.
-constexpr int64_t kRowWiseMaxXBytes = 8192;
-constexpr int64_t kAhead = 2048;  // bytes
-
 float int8_dot_row(const float* x, const int8_t* row, int64_t K) {
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                    _mm512_setzero_ps()};
@@ -122,7 +120,7 @@ float int8_dot_row(const float* x, const int8_t* row, int64_t K) {
   };
   int64_t k = 0;
   for (; k + 64 <= K; k += 64) {
-    _mm_prefetch(reinterpret_cast<const char*>(row + k) + kAhead, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(row + k) + kRowWisePrefetchBytes, _MM_HINT_T0);
     for (int u = 0; u < 4; ++u)
       acc[u] = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16 * u), w16(row + k + 16 * u), acc[u]);
   }

@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/matmul_avx512.h"
 #include "kernels/quant_matmul.h"
 
 namespace tessera {
@@ -85,21 +86,21 @@ inline __m512i load_bytes(const uint8_t* row, int64_t at, int64_t end) {
 }
 
 // Decode (one token) reads each weight byte once, so how the bytes are walked decides its
-// speed. Rows of up to kRowWiseMaxK inputs are walked one row after the other: the matrix is
-// then one sequential stream, and each block asks for the bytes kAhead further on. Tiles of 8
-// rows read 8 streams of a few KiB at once, which the hardware prefetcher follows poorly:
-// measured with bench/quant_matmul_bench (2 threads, 7B shapes from DRAM), K = 3584 rows went
-// from ~15 to ~27-30 GB/s (int4) and ~20 to ~26-30 GB/s (int8), the host's read bandwidth.
-// Longer rows (Qwen2.5-7B's down_proj, K = 18944) stay in 8-row tiles, which load each x
-// block once for 8 rows (x no longer fits beside the stream in L1; row-wise measured 15-25%
-// slower there).
-constexpr int64_t kRowWiseMaxK = 8192;
-constexpr int64_t kAhead = 2048;  // bytes; 1 and 4 KiB measured no better
+// speed. Rows of up to kRowWiseMaxXBytes inputs (x: one int8 per input; matmul_avx512.h)
+// are walked one row after the other: the matrix is then one sequential stream, and each
+// block asks for the bytes kRowWisePrefetchBytes (1 and 4 KiB measured no better) further
+// on. Tiles of 8 rows read 8 streams of a few KiB at once, which the hardware prefetcher
+// follows poorly: measured with bench/quant_matmul_bench (2 threads, 7B shapes from DRAM),
+// K = 3584 rows went from ~15 to ~27-30 GB/s (int4) and ~20 to ~26-30 GB/s (int8), the
+// host's read bandwidth. Longer rows (Qwen2.5-7B's down_proj, K = 18944) stay in 8-row
+// tiles, which load each x block once for 8 rows (x no longer fits beside the stream in L1;
+// row-wise measured 15-25% slower there).
 
 template <int MR, int NR>
 inline void prefetch_ahead(const QuantMatrix& w, int64_t n0, int64_t row_bytes, int64_t at) {
   if constexpr (MR == 1 && NR == 1)  // past the matrix's end: a prefetch never faults
-    _mm_prefetch(static_cast<const char*>(w.q) + n0 * row_bytes + at + kAhead, _MM_HINT_T0);
+    _mm_prefetch(static_cast<const char*>(w.q) + n0 * row_bytes + at + kRowWisePrefetchBytes,
+                 _MM_HINT_T0);
 }
 
 // In 8-row tiles, int8 decode helps the prefetcher: while a tile works on full block b, it
@@ -257,7 +258,7 @@ void quant_matmul_q8_avx512(const float* x, int64_t M, const QuantMatrix& w, con
 #pragma omp parallel for schedule(static) if (M * w.K > 65536)
   for (int64_t m = 0; m < M; ++m) quantize_token(x + m * w.K, w.K, w.int4, *ap, m);
   const Tiles t{a, w, bias, y};
-  if (M == 1 && w.K <= kRowWiseMaxK) run_tiles<1, 1>(M, t);
+  if (M == 1 && w.K <= kRowWiseMaxXBytes) run_tiles<1, 1>(M, t);
   else if (M == 1) run_tiles<1, 8>(M, t);
   else run_tiles<4, 4>(M, t);
 }
