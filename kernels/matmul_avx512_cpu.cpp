@@ -249,9 +249,9 @@ void matmul_avx512(const float* x, int64_t M, int64_t K, const void* w, int w_dt
                    const float* bias, float* y) {
   const char* wb = static_cast<const char*>(w);
   if (M == 1 && K * 4 <= kRowWiseMaxXBytes) {
-    const int64_t row = K * (w_dtype == kF32 ? 4 : 2);
     auto rows = [&](auto wt) {
       constexpr int WT = decltype(wt)::value;
+      const int64_t row = K * welem_bytes<WT>();
       gemv_rows(N, bias, y, [&](int64_t n) { return dot_row<WT>(x, wb + n * row, K); });
     };
     switch (w_dtype) {

@@ -106,11 +106,11 @@ void int4_tile(const float* xp, int64_t Kp, const QuantMatrix& w, int64_t n0, co
 
 // int8 decode (M = 1) with an x of up to kRowWiseMaxXBytes walks the rows one after the
 // other, so the matrix is one sequential stream (as the bf16 and fast-mode kernels; why:
-// kernels/matmul_avx512.h). Four independent sums
-// hide the FMA latency of a single row. bench/quant_matmul_bench (2 threads, from DRAM):
-// stories110m shapes 12-18 -> 23-27 GB/s; the 7B's K = 3584 (14 KiB of x) measured no
-// better row-wise and keeps the tiles. int4 (exact) was slower row-wise (7-8 vs 9-11 GB/s:
-// its table lookups, not the reads, bound it) and keeps its tiles.
+// kernels/matmul_avx512.h). Four independent sums hide the FMA latency of a single row.
+// bench/quant_matmul_bench (2 threads, from DRAM): stories110m shapes 12-18 -> 23-27 GB/s;
+// the 7B's K = 3584 (14 KiB of x) measured no better row-wise and keeps the tiles. int4
+// (exact) was slower row-wise (7-8 vs 9-11 GB/s: its table lookups, not the reads, bound
+// it) and keeps its tiles.
 float int8_dot_row(const float* x, const int8_t* row, int64_t K) {
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                    _mm512_setzero_ps()};
@@ -237,7 +237,8 @@ void quant_matmul_int8_avx512(const float* x, int64_t M, const QuantMatrix& w,
     return;
   }
   const Int8Tiles t{x, w, bias, y};
-  // Decode (M = 1): 8 weight rows at once keep more loads in flight; prefill: 4 x 4 tiles.
+  // Decode (M = 1) with a larger x: 8 weight rows at once keep more loads in flight;
+  // prefill: 4 x 4 tiles.
   if (M == 1) run_tiles<1, 8>(M, w.N, t);
   else run_tiles<4, 4>(M, w.N, t);
 }

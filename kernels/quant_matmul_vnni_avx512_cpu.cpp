@@ -113,7 +113,8 @@ inline void prefetch_ahead(const QuantMatrix& w, int64_t n0, int64_t row_bytes, 
 template <int NR>
 inline void prefetch_next_tile(const QuantMatrix& w, int64_t n0, int64_t row_bytes, int64_t b,
                                int64_t block_bytes) {
-  if (NR == 1 || n0 + 2 * NR > w.N) return;  // no whole next tile: stay inside the matrix
+  if (NR == 1) return;           // a single row streams: prefetch_ahead asks ahead
+  if (n0 + 2 * NR > w.N) return;  // no whole next tile: stay inside the matrix
   const char* next = static_cast<const char*>(w.q) + (n0 + NR) * row_bytes + b * NR * block_bytes;
   for (int64_t l = 0; l < NR * block_bytes; l += 64) _mm_prefetch(next + l, _MM_HINT_T0);
 }
