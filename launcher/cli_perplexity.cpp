@@ -83,13 +83,14 @@ int run_perplexity(const PerplexityArgs& a) {
     nlohmann::json j = {{"perplexity", r.perplexity()}, {"nll", r.total_nll},
                         {"scored_tokens", r.scored},    {"tokens", ids.size()},
                         {"windows", r.windows},         {"window", window},
-                        {"weights", a.model.weights}};
+                        {"weights", a.model.weights},   {"lm_head", a.model.lm_head}};
     std::cout << j.dump() << std::endl;
   } else {
     std::printf("perplexity %.4f over %lld scored tokens\n", r.perplexity(),
                 (long long)r.scored);
-    std::fprintf(stderr, "tessera: %zu tokens in %lld windows of %lld, weights %s\n",
-                 ids.size(), (long long)r.windows, (long long)window, a.model.weights.c_str());
+    std::fprintf(stderr, "tessera: %zu tokens in %lld windows of %lld, weights %s, lm_head %s\n",
+                 ids.size(), (long long)r.windows, (long long)window, a.model.weights.c_str(),
+                 a.model.lm_head.c_str());
   }
   return 0;
 }

@@ -19,7 +19,8 @@ namespace {
 struct PlanArgs {
   std::string model_dir, model_config, gpu, device = "auto";
   int tp = 1;
-  std::string weights = "stored", kv_cache = "auto", max_model_len, dtype = "auto";
+  std::string weights = "stored", lm_head = "stored", kv_cache = "auto", max_model_len,
+              dtype = "auto";
   double gpu_memory_utilization = 0.90;
   int64_t max_num_seqs = 64, max_num_batched_tokens = 2048, block_size = 16;
   bool json = false;
@@ -105,6 +106,7 @@ int run_plan(const PlanArgs& a) {
                 a.weights + "\"");
     r.weights = f;
   }
+  r.lm_head_int8 = a.lm_head == "int8";
   if (a.kv_cache != "auto") {
     KvDtype k;
     require(parse_kv_dtype(a.kv_cache, &k),
@@ -155,6 +157,8 @@ CommandRunner register_plan(CLI::App& app) {
   cmd->add_option("--weights", a->weights,
                   "auto | stored (default: the checkpoint's dtype) | fp32 | bf16 | fp16 | "
                   "int8 | int4");
+  cmd->add_option("--lm-head", a->lm_head, "stored (as the embedding table) | int8")
+      ->check(CLI::IsMember({"stored", "int8"}));
   cmd->add_option("--kv-cache", a->kv_cache,
                   "auto (the compute dtype) | fp32 | fp16 | bf16 | int8");
   cmd->add_option("--max-model-len", a->max_model_len,

@@ -51,6 +51,11 @@ void add_model_options(CLI::App* cmd, ModelArgs& a) {
                   "(per-row RTN) | int4 (group-128 asymmetric RTN), quantized at load | auto "
                   "(serve: the least lossy that the memory plan fits)")
       ->check(CLI::IsMember({"stored", "int8", "int4", "auto"}));
+  cmd->add_option("--lm-head", a.lm_head,
+                  "lm_head weight: stored (as the embedding table) | int8 (per-row RTN, "
+                  "quantized at load: half the bytes of a 16-bit lm_head read every step; a "
+                  "tied model keeps its table for the lookup and adds the int8 copy)")
+      ->check(CLI::IsMember({"stored", "int8"}));
   cmd->add_option("--tp", a.tp, "Tensor-parallel size: must equal the number of MPI ranks")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--comm", a.comm,
@@ -166,7 +171,8 @@ LoadedModel load_model(const ModelArgs& a) {
   require(a.weights != "auto", "--weights auto is decided by the memory plan of `tessera "
                                "serve`; here give stored, int8 or int4");
   ModelWeights w = load_model_weights(*src, cfg, *lm.backend, lm.comm->world(),
-                                      parse_weight_format(a.weights));
+                                      parse_weight_format(a.weights),
+                                      parse_weight_format(a.lm_head));
   lm.model = std::make_unique<Model>(cfg, std::move(w), *lm.backend, *lm.comm);
   lm.model->set_kv_dtype(kv_dtype);
   lm.load_seconds =

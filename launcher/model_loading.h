@@ -21,6 +21,7 @@ struct ModelArgs {
   std::string precision = "exact";  // CPU: exact (F32 activations) | fast (bf16 / int8 ones)
   bool cuda_graphs = true;       // --no-cuda-graphs: run decode steps without CUDA graphs
   std::string weights = "stored";  // *_proj weights: stored | int8 | int4 (runtime/quant.h)
+  std::string lm_head = "stored";  // stored | int8 (per-row RTN)
   std::string comm = "auto";     // auto | nccl | mpi (host-staged on GPU ranks)
   std::string kv_cache = "auto";  // auto (CPU fp32, CUDA the compute dtype) | fp32 | fp16 |
                                   // bf16 | int8 (per-token, per-head scales)

@@ -149,7 +149,8 @@ RankPlan plan_rank(const PlanRequest& r, const Resolved& s, int rank) {
 
   // Weights by kind.
   p.weights.embeddings = d.vocab_local * H * s.table_bytes;  // [vocab_local, H]
-  p.weights.lm_head = c.tie_word_embeddings ? 0 : d.vocab_local * H * s.table_bytes;
+  p.weights.lm_head = r.lm_head_int8 ? linear_bytes(d.vocab_local, H, WeightChoice::INT8, 0, {})
+                      : c.tie_word_embeddings ? 0 : d.vocab_local * H * s.table_bytes;
   const Int4Layout l = int4_layout(c);
   // Layers a pre-quantized checkpoint leaves unquantized load as stored, like the tables.
   auto proj = [&](const std::string& name, int64_t out, int64_t in) {
@@ -191,6 +192,9 @@ RankPlan plan_rank(const PlanRequest& r, const Resolved& s, int rank) {
                {q, H}, {kv, H}, {H, q}, {I, H}, {H, I}})
         p.reserve.dequant_scratch =
             std::max(p.reserve.dequant_scratch, dequant_scratch_bytes(o, i, cb));
+    if (r.lm_head_int8)
+      p.reserve.dequant_scratch = std::max(p.reserve.dequant_scratch,
+                                           dequant_scratch_bytes(d.vocab_local, H, cb));
     p.total = r.device.total_bytes;
   } else {
     p.reserve.host_process = kHostProcess;

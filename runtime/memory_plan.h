@@ -22,9 +22,11 @@
 //         permutation [in] per layer (padding under tp > 1 when a rank holds part of a
 //         group is not counted).
 //   Quantized formats cover the *_proj weights only: the embedding table and lm_head keep
-//   the unquantized dtype (the compute dtype on a GPU, the stored dtype on the CPU).
+//   the unquantized dtype (the compute dtype on a GPU, the stored dtype on the CPU), unless
+//   lm_head is int8 (--lm-head int8): [vocab_local, hidden] int8 + an F32 scale per row.
 //   Norms and biases are always F32; a row-split layer's bias (down_proj) lives on rank 0.
-//   A tied model holds one table (counted under embeddings; lm_head is 0).
+//   A tied model holds one table (counted under embeddings; lm_head is 0); with an int8
+//   lm_head it also holds that int8 copy of the table (counted under lm_head).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -73,6 +75,7 @@ struct PlanRequest {
   // checkpoints plan as 16-bit and bf16 as fp16 on a card without bf16 math).
   std::optional<WeightChoice> weights;
   bool weights_auto = false;     // least lossy of stored -> int8 -> int4 that fits
+  bool lm_head_int8 = false;     // --lm-head int8 (per-row RTN); false: as the tables
   std::optional<KvDtype> kv;     // nullopt: the compute dtype (F32 on the CPU)
   // GPU compute dtype (--dtype); nullopt: the checkpoint's 16-bit dtype (bf16 for F32
   // checkpoints), fp16 on a card without bf16 math. The CPU always computes in F32.

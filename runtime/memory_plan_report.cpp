@@ -69,7 +69,11 @@ std::string rank_table(const Plan& p, const RankPlan& r, int last_rank) {
   s += row("weights: layers (" + std::to_string(q.model.num_layers) + " + final norm)",
            mib(r.weights.layers), r.weights.layers);
   s += row("weights: lm_head", mib(r.weights.lm_head), r.weights.lm_head,
-           q.model.tie_word_embeddings ? "(tied: shares the embedding table)" : "");
+           q.lm_head_int8 ? (q.model.tie_word_embeddings
+                                 ? "(int8 copy of the tied embedding table, F32 row scales)"
+                                 : "(int8, F32 row scales)")
+           : q.model.tie_word_embeddings ? "(tied: shares the embedding table)"
+                                         : "");
   s += row("activation workspace (" + std::to_string(q.max_num_batched_tokens) + " tokens)",
            mib(r.workspace), r.workspace);
   s += row("runtime reserve", mib(r.reserve.total()), r.reserve.total(),
@@ -130,10 +134,11 @@ std::string plan_table(const Plan& p, const std::string& model_name) {
                 (long long)c.max_position_embeddings);
   std::string s = line;
   std::snprintf(line, sizeof line,
-                "on %s (%s MiB), tp %d: weights %s, KV cache %s, compute %s; block size "
+                "on %s (%s MiB), tp %d: weights %s%s, KV cache %s, compute %s; block size "
                 "%lld, max-num-batched-tokens %lld, max-num-seqs %lld\n\n",
                 q.device.name.c_str(), mib(q.device.total_bytes).c_str(), q.tp,
-                weight_choice_name(p.weights), kv_dtype_name(p.kv), compute_name(p.compute).c_str(),
+                weight_choice_name(p.weights), q.lm_head_int8 ? " (lm_head int8)" : "",
+                kv_dtype_name(p.kv), compute_name(p.compute).c_str(),
                 (long long)q.block_size, (long long)q.max_num_batched_tokens,
                 (long long)q.max_num_seqs);
   s += line;
@@ -175,6 +180,7 @@ ojson plan_json(const Plan& p, const std::string& model_name) {
   j["weights_bytes_per_rank"] = p.weights_bytes_per_rank();
   j["weights_bytes"] = weights_json(p.ranks.at(0).weights);  // rank 0 (the largest)
   j["weights"] = weight_choice_name(p.weights);
+  j["lm_head"] = q.lm_head_int8 ? "int8" : "stored";
   j["kv_cache"] = kv_dtype_name(p.kv);
   j["compute_dtype"] = compute_name(p.compute);
   j["gpu"] = {{"name", q.device.name}, {"total_bytes", q.device.total_bytes},

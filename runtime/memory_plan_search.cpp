@@ -67,7 +67,8 @@ Plan plan_auto_weights(const PlanRequest& req) {
 // One change a user can make to the request, for the options of a plan that does not fit.
 struct Change {
   std::string flag;  // "--weights int4"; empty for the context (its value comes from the plan)
-  int group;         // changes of one group exclude each other (0 weights, 1 tp, 2 kv, 3 len)
+  int group;         // changes of one group exclude each other (0 weights, 1 tp, 2 kv, 3 len,
+                     // 4 lm_head)
   std::function<void(PlanRequest&)> apply;
 };
 
@@ -83,6 +84,8 @@ std::vector<PlanOption> find_options(const Plan& plan) {
     if (plan.weights != f && plan.weights != WeightChoice::INT4)
       changes.push_back({std::string("--weights ") + weight_choice_name(f), 0,
                          [f](PlanRequest& r) { r.weights = f; }});
+  if (!base.lm_head_int8)
+    changes.push_back({"--lm-head int8", 4, [](PlanRequest& r) { r.lm_head_int8 = true; }});
   if (plan.kv != KvDtype::INT8)
     changes.push_back({"--kv-cache int8", 2, [](PlanRequest& r) { r.kv = KvDtype::INT8; }});
   if (base.device.cuda)  // CPU ranks share one host's memory: more of them do not help

@@ -107,8 +107,10 @@ struct Loader {
 }  // namespace
 
 ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backend& backend,
-                                const World& world, WeightFormat proj_format) {
+                                const World& world, WeightFormat proj_format,
+                                WeightFormat lm_head_format) {
   check_tp_compatible(cfg, world.size);
+  require(lm_head_format != WeightFormat::Int4, "lm_head may be stored or int8, not int4");
   require(!cfg.prequant.active() || proj_format != WeightFormat::Int8,
           std::string("this checkpoint is already 4-bit (") + cfg.prequant.name() +
               "): --weights int8 cannot apply; use --weights stored (or auto)");
@@ -126,7 +128,11 @@ ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backe
     embed_name = "lm_head.weight";
   // Layers, then embeddings and lm_head as one step each.
   LoadProgress progress(cfg.num_layers + 2, world.rank == 0);
-  w.embed = backend.upload(ld.take_counted(embed_name, {V, H}));
+  Tensor embed_host = ld.take_counted(embed_name, {V, H});
+  w.embed = backend.upload(embed_host);
+  const bool int8_copy_of_table =
+      cfg.tie_word_embeddings && lm_head_format == WeightFormat::Int8;
+  if (!int8_copy_of_table) embed_host = Tensor{};  // not needed again: free a host copy
   progress.step(ld.bytes);
 
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
@@ -145,7 +151,15 @@ ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backe
     progress.step(ld.bytes);
   }
   w.final_norm = ld.take_f32("model.norm.weight", {H});
-  if (cfg.tie_word_embeddings) {
+  if (lm_head_format == WeightFormat::Int8) {
+    // A tied model keeps its table for the embedding lookup and gets an int8 copy for the
+    // logits (a lookup reads one row a token; lm_head reads them all every step).
+    const std::string name = cfg.tie_word_embeddings ? embed_name : "lm_head.weight";
+    const Tensor host = int8_copy_of_table ? embed_host : ld.take(name, {V, H});
+    const LinearWeight q = quantize_weight(host, WeightFormat::Int8, src.describe(name));
+    ld.bytes += linear_weight_bytes(q);
+    w.lm_head = backend.upload_linear(q);
+  } else if (cfg.tie_word_embeddings) {
     w.lm_head.weight = w.embed;
   } else {
     w.lm_head.weight = backend.upload(ld.take_counted("lm_head.weight", {V, H}));

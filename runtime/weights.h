@@ -58,10 +58,12 @@ std::unique_ptr<TensorSource> make_dummy_source(const ModelConfig& cfg, DType dt
 
 // Loads this rank's shard, the *_proj weights (q, k, v, o, gate, up, down) as stored or
 // quantized to `proj_format` (each rank quantizes its own slice; runtime/quant.h); embeddings
-// and lm_head stay as stored. Throws UserError naming the tensor on a missing tensor, a shape
-// or a dtype mismatch.
+// stay as stored, lm_head too or, with `lm_head_format` Int8, per-row int8 (a tied model then
+// holds that int8 copy beside its table). Throws UserError naming the tensor on a missing
+// tensor, a shape or a dtype mismatch.
 ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backend& backend,
                                 const World& world,
-                                WeightFormat proj_format = WeightFormat::Dense);
+                                WeightFormat proj_format = WeightFormat::Dense,
+                                WeightFormat lm_head_format = WeightFormat::Dense);
 
 }  // namespace tessera

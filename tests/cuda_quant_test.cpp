@@ -1,8 +1,8 @@
 // Quantized linear layers on the GPU against their CPU twin (the CPU backend's
 // quant_matmul_cpu) on the same quantized weights: the fused GEMV (few tokens; rows with and
 // without 16-byte chunks) and the dequantize + cuBLAS path (many tokens; several row blocks
-// of scratch); and TinyStories-656K's perplexity with int8 / int4 weights on the GPU against
-// the CPU's. Skips without a GPU.
+// of scratch); and TinyStories-656K's perplexity with int8 / int4 weights (lm_head as stored
+// and int8) on the GPU against the CPU's. Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -60,12 +60,13 @@ class CudaQuantPerplexity
     : public ::testing::TestWithParam<std::tuple<WeightFormat, DType>> {};
 
 #ifdef TESSERA_HAVE_CUDA
-double perplexity_on(Backend& b, WeightFormat f, const std::vector<int32_t>& ids, int64_t window) {
+double perplexity_on(Backend& b, WeightFormat f, WeightFormat lm_head,
+                     const std::vector<int32_t>& ids, int64_t window) {
   const std::string dir = testdata_dir() + "/models/TinyStories-656K";
   auto comm = make_single_comm();
   const ModelConfig cfg = load_model_config(dir);
   auto src = open_checkpoint_source(dir);
-  Model m(cfg, load_model_weights(*src, cfg, b, comm->world(), f), b, *comm);
+  Model m(cfg, load_model_weights(*src, cfg, b, comm->world(), f, lm_head), b, *comm);
   return evaluate_perplexity(m, ids, window).perplexity();
 }
 #endif
@@ -78,10 +79,14 @@ TEST_P(CudaQuantPerplexity, TinyStoriesNearTheCpu) {
   const auto g = nlohmann::json::parse(
       read_file(testdata_dir() + "/perplexity/TinyStories-656K.ppl.json"));
   const auto ids = g["ids"].get<std::vector<int32_t>>();
-  const double cpu = perplexity_on(cpu_backend(), f, ids, 256);
-  const double gpu = perplexity_on(gpu_backend(dt), f, ids, 256);
-  // 16-bit activations move the perplexity by well under 1% on this model.
-  EXPECT_NEAR(gpu, cpu, 0.01 * cpu) << weight_format_name(f) << " " << dtype_name(dt);
+  // Each with lm_head as stored and int8 (--lm-head int8: the same kernels over [V, H]).
+  for (WeightFormat lm_head : {WeightFormat::Dense, WeightFormat::Int8}) {
+    const double cpu = perplexity_on(cpu_backend(), f, lm_head, ids, 256);
+    const double gpu = perplexity_on(gpu_backend(dt), f, lm_head, ids, 256);
+    // 16-bit activations move the perplexity by well under 1% on this model.
+    EXPECT_NEAR(gpu, cpu, 0.01 * cpu) << weight_format_name(f) << " " << dtype_name(dt)
+                                      << " lm_head " << weight_format_name(lm_head);
+  }
 #endif
 }
 

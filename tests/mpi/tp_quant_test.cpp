@@ -126,6 +126,45 @@ TEST_P(TpQuant, ShardedQuantizedEqualsUnshardedWithTheSlicesWeights) {
   EXPECT_EQ(ida, idb);
 }
 
+// An int8 lm_head is split by vocab rows, and its per-row scales do not depend on the split:
+// sharded, it gives the logits of the unsharded int8 lm_head.
+TEST(TpQuantLmHead, Int8LmHeadShardedEqualsUnsharded) {
+  TESSERA_REQUIRE_TESTDATA();
+  int compared = 0;
+  for (const char* name : {"TinyStories-656K", "tiny-llama"}) {  // tied, untied
+    const std::string dir = testdata_dir() + "/models/" + name;
+    const ModelConfig cfg = load_model_config(dir);
+    try {
+      check_tp_compatible(cfg, comm().world().size);
+    } catch (const UserError& e) {
+      continue;  // this tp does not divide the model
+    }
+    auto src = open_checkpoint_source(dir);
+    Loaded ref, sh;
+    ref.model = std::make_unique<Model>(
+        cfg, load_model_weights(*src, cfg, *ref.backend, ref.single->world(),
+                                WeightFormat::Dense, WeightFormat::Int8),
+        *ref.backend, *ref.single);
+    sh.model = std::make_unique<Model>(
+        cfg, load_model_weights(*src, cfg, *sh.backend, comm().world(), WeightFormat::Dense,
+                                WeightFormat::Int8),
+        *sh.backend, comm());
+    ASSERT_EQ(sh.model->weights().lm_head.format, WeightFormat::Int8);
+    const std::vector<int32_t> prompt = {1, 7, 100, 3, 250, 9, 42, 11};
+    const auto a = prefill_all_logits(*ref.model, prompt);
+    const auto b = prefill_all_logits(*sh.model, prompt);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t p = 0; p < a.size(); ++p) {
+      float worst = 0;
+      for (size_t i = 0; i < a[p].size(); ++i)
+        worst = std::max(worst, std::fabs(a[p][i] - b[p][i]));
+      EXPECT_LE(worst, 1e-5f * max_abs(a[p])) << name << " position " << p;
+    }
+    ++compared;
+  }
+  if (compared == 0) GTEST_SKIP() << "tp=" << comm().world().size << " divides neither model";
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Goldens, TpQuant,
     ::testing::Combine(::testing::Values("TinyStories-656K", "tiny-llama", "tiny-qwen2"),
