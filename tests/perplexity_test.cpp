@@ -87,7 +87,7 @@ TEST(Perplexity, FastModeCostsAtMostOnePercent) {
 
 // --lm-head int8 (per-row RTN of the logits matrix; TinyStories-656K is tied, so an int8
 // copy of its table) costs at most +1% against the fp32 golden, alone and beside int8 / int4
-// *_proj weights (against their goldens), as int8 *_proj weights do.
+// *_proj weights (against their goldens), as int8 *_proj weights do; in the fast mode too.
 TEST(Perplexity, Int8LmHeadCostsAtMostOnePercent) {
   TESSERA_REQUIRE_TESTDATA();
   const nlohmann::json g = golden();
@@ -96,19 +96,21 @@ TEST(Perplexity, Int8LmHeadCostsAtMostOnePercent) {
   const ModelConfig cfg = load_model_config(dir);
   const struct { WeightFormat f; const char* key; } cases[] = {
       {WeightFormat::Dense, "fp32"}, {WeightFormat::Int8, "int8"}, {WeightFormat::Int4, "int4_g128"}};
-  for (const auto& c : cases) {
+  for (const auto& c : cases)
+  for (CpuPrecision precision : {CpuPrecision::Exact, CpuPrecision::Fast}) {
     Loaded l;
-    l.backend = make_cpu_backend(0);
+    l.backend = make_cpu_backend(0, precision);
     auto src = open_checkpoint_source(dir);
     l.model = std::make_unique<Model>(
         cfg, load_model_weights(*src, cfg, *l.backend, l.comm->world(), c.f, WeightFormat::Int8),
         *l.backend, *l.comm);
     const double got = evaluate_perplexity(*l.model, ids, g["window"].get<int64_t>()).perplexity();
     const double want = g[c.key]["perplexity"].get<double>();
-    std::printf("[ perplexity ] %-10s + int8 lm_head: tessera %.4f  golden %.4f  (%+.3f%%)\n",
-                c.key, got, want, 100.0 * (got / want - 1.0));
-    EXPECT_LE(got, 1.01 * want) << c.key;
-    EXPECT_GE(got, 0.99 * want) << c.key;
+    const char* mode = precision == CpuPrecision::Fast ? "fast" : "exact";
+    std::printf("[ perplexity ] %-5s %-10s + int8 lm_head: tessera %.4f  golden %.4f  (%+.3f%%)\n",
+                mode, c.key, got, want, 100.0 * (got / want - 1.0));
+    EXPECT_LE(got, 1.01 * want) << c.key << " " << mode;
+    EXPECT_GE(got, 0.99 * want) << c.key << " " << mode;
   }
 }
 
