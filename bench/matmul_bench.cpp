@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/matmul.h"
+#include "runtime/tensor.h"
 
 using namespace tessera;
 
@@ -19,19 +20,21 @@ int main(int argc, char** argv) {
   const Shape shapes[] = {{128, 768, 2048}, {128, 2048, 768}, {128, 768, 768},
                           {1, 768, 2048},   {1, 2048, 768},   {1, 768, 32000},
                           {1, 3584, 37888},  {1, 18944, 3584},  // Qwen2.5-7B gate+up, down
-                          {1, 3584, 152064}};  // Qwen2.5-7B's lm_head (1 GiB, kept bf16)
+                          {1, 3584, 152064}};  // Qwen2.5-7B's lm_head (1 GiB bf16)
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-1, 1);
   std::printf("%-18s %-6s %10s %10s %10s\n", "M x K x N", "mode", "ms", "GFLOP/s", "W GB/s");
   for (const Shape& s : shapes) {
     std::vector<float> x(size_t(s.M * s.K)), y(size_t(s.M * s.N));
-    std::vector<uint16_t> w(size_t(s.N * s.K));
+    // Weights in memory like the runtime's (host_alloc: huge pages where granted).
+    const std::shared_ptr<void> w_buf = host_alloc(size_t(s.N * s.K) * sizeof(uint16_t));
+    uint16_t* w = static_cast<uint16_t*>(w_buf.get());
     for (auto& v : x) v = u(rng);
-    for (auto& v : w) v = f32_to_bf16(u(rng) * 0.05f);
+    for (int64_t i = 0; i < s.N * s.K; ++i) w[i] = f32_to_bf16(u(rng) * 0.05f);
     for (int mode = 0; mode < 2; ++mode) {
       auto run = [&] {
-        if (mode == 0) matmul_cpu(x.data(), s.M, s.K, w.data(), DType::BF16, s.N, nullptr, y.data());
-        else matmul_cpu_bf16_activations(x.data(), s.M, s.K, w.data(), DType::BF16, s.N, nullptr, y.data());
+        if (mode == 0) matmul_cpu(x.data(), s.M, s.K, w, DType::BF16, s.N, nullptr, y.data());
+        else matmul_cpu_bf16_activations(x.data(), s.M, s.K, w, DType::BF16, s.N, nullptr, y.data());
       };
       run();
       std::vector<double> t;

@@ -1,5 +1,8 @@
 #include "runtime/tensor.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
@@ -39,15 +42,30 @@ Tensor make_tensor_view(void* data, DType dtype, std::initializer_list<int64_t> 
   return t;
 }
 
+std::shared_ptr<void> host_alloc(size_t bytes) {
+  bytes = std::max<size_t>((bytes + 63) / 64 * 64, 64);
+  void* p = nullptr;
+  if (bytes < kHugePageBytes) {
+    p = std::aligned_alloc(64, bytes);
+    if (!p) throw std::bad_alloc();
+  } else {
+    // Large buffers (weights, KV cache) start on a 2 MiB boundary and ask for transparent
+    // huge pages: the decode GEMVs stream whole matrices, and on 4 KiB pages every 4 KiB
+    // costs a TLB walk and restarts the hardware prefetcher. A plain 2-thread read of 1 GiB
+    // on this project's 2-core AMD EPYC VM: 20-28 GB/s on 4 KiB pages, 25-32 on 2 MiB
+    // (THP "madvise" is Debian's default; the call is a no-op where THP is off).
+    if (posix_memalign(&p, kHugePageBytes, bytes) != 0) throw std::bad_alloc();
+    madvise(p, bytes, MADV_HUGEPAGE);
+  }
+  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+}
+
 Tensor host_tensor(DType dtype, std::initializer_list<int64_t> dims) {
   Tensor t;
   t.dtype = dtype;
   set_shape(t, dims);
-  size_t bytes = (t.nbytes() + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, bytes ? bytes : 64);
-  if (!p) throw std::bad_alloc();
-  t.data = p;
-  t.storage = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  t.storage = host_alloc(t.nbytes());
+  t.data = t.storage.get();
   return t;
 }
 

@@ -50,7 +50,15 @@ struct Tensor {
 Tensor make_tensor_view(void* data, DType dtype, std::initializer_list<int64_t> dims,
                         std::shared_ptr<void> storage = nullptr, Device dev = Device::CPU);
 
-// Allocates an uninitialised host tensor (64-byte aligned).
+// Host buffers of at least this size are 2 MiB aligned and asked to be transparent huge
+// pages (madvise MADV_HUGEPAGE; tensor.cpp says why).
+constexpr size_t kHugePageBytes = size_t(2) << 20;
+
+// Uninitialised host memory of `bytes` (64-byte aligned; see kHugePageBytes), freed with
+// the last copy of the pointer.
+std::shared_ptr<void> host_alloc(size_t bytes);
+
+// Allocates an uninitialised host tensor (host_alloc).
 Tensor host_tensor(DType dtype, std::initializer_list<int64_t> dims);
 
 }  // namespace tessera
