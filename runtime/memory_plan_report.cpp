@@ -158,8 +158,8 @@ std::string plan_table(const Plan& p, const std::string& model_name) {
   }
   s += "does not fit: " + shortfall(p) + "\n";
   if (p.options.empty()) {
-    s += "no option fits (tried int8/int4 weights, int8 KV cache, more GPUs and a shorter "
-         "context)\n";
+    s += "no option fits (tried int8/int4 weights, an int8 lm_head, int8 KV cache, more GPUs "
+         "and a shorter context)\n";
   } else {
     s += "options that fit:\n";
     for (const PlanOption& o : p.options) s += option_text(o, q.device);
