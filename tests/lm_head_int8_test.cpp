@@ -79,22 +79,19 @@ TEST(LmHeadInt8, DenseWeightsGetTheLmHeadScratch) {
 }
 
 TEST(LmHeadInt8, TiedModelCountsTheTableAndTheCopy) {
-  ModelConfig c;
-  c.model_type = "llama";
-  c.hidden_size = 200, c.num_layers = 1, c.num_heads = 2, c.num_kv_heads = 1, c.head_dim = 100;
-  c.intermediate_size = 300, c.vocab_size = 1001, c.max_position_embeddings = 256;
-  c.tie_word_embeddings = true;
-  c.torch_dtype = DType::BF16;
+  TESSERA_REQUIRE_TESTDATA();
   PlanRequest r;
-  r.model = c;
+  r.model = load_model_config(testdata_dir() + "/models/TinyStories-656K");  // tied, H 128
+  ASSERT_TRUE(r.model.tie_word_embeddings);
+  r.model.vocab_size = 2047;  // split unevenly over 2 ranks: 1024 and 1023 rows
   r.device = *known_gpu("l4");
-  r.tp = 2;  // vocab rows 501 and 500
+  r.tp = 2;
   r.lm_head_int8 = true;
   const Plan p = make_plan(r);
   ASSERT_EQ(p.ranks.size(), 2u);
-  EXPECT_EQ(p.ranks[0].weights.embeddings, 501 * 200 * 2);
-  EXPECT_EQ(p.ranks[0].weights.lm_head, 501 * 200 + 501 * 4);
-  EXPECT_EQ(p.ranks[1].weights.lm_head, 500 * 200 + 500 * 4);
+  EXPECT_EQ(p.ranks[0].weights.embeddings, 1024 * 128 * 2);  // F32 stored: bf16 on an L4
+  EXPECT_EQ(p.ranks[0].weights.lm_head, 1024 * 128 + 1024 * 4);
+  EXPECT_EQ(p.ranks[1].weights.lm_head, 1023 * 128 + 1023 * 4);
   EXPECT_NE(plan_table(p, "tiny").find("int8 copy of the tied embedding table"),
             std::string::npos);
 }
