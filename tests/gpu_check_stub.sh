@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# scripts/gpu-check's own logic without a GPU: nvidia-smi, cmake and ninja are stubs, and the
+# "GPU build" is a wrapper that runs the real (CPU) tessera on the stories110m shape with
+# short runs. Checks that the benchmark rows come out tagged (dtype, weights, lm_head), that a
+# second, split run merges into the same results file, and that bad options exit 2.
+# Usage: gpu_check_stub.sh TESSERA_BINARY TESTDATA_DIR
+set -euo pipefail
+tessera="$1"
+testdata="$2"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+stub="$(mktemp -d)"
+results=""
+trap 'rm -rf "$stub"; [ -z "$results" ] || rm -f "$results"; rmdir "$root/bench/results" 2>/dev/null || true' EXIT
+mkdir -p "$stub/bin" "$stub/build"
+cat > "$stub/bin/nvidia-smi" <<'SH'
+#!/bin/bash
+case "$*" in *name*) echo "$STUB_GPU_NAME";; *driver*) echo "0.0";; *compute_cap*) echo "9.0";; esac
+SH
+printf '#!/bin/bash\nexit 0\n' > "$stub/bin/cmake"
+printf '#!/bin/bash\nexit 0\n' > "$stub/bin/ninja"
+cat > "$stub/build/tessera" <<SH
+#!/bin/bash
+args=()
+for a in "\$@"; do
+  case "\$a" in
+    cuda) a=cpu ;;
+    *qwen2.5-7b-instruct.json) a="$testdata/configs/stories110m-shape.json" ;;
+    128) a=4 ;;
+    512,2048|512) a=8 ;;
+    1,8|1,8,32,128) a=1 ;;
+  esac
+  args+=("\$a")
+done
+exec "$tessera" "\${args[@]}" --threads 1
+SH
+chmod +x "$stub/bin/"* "$stub/build/tessera"
+export PATH="$stub/bin:$PATH"
+export STUB_GPU_NAME="Stub GPU $$"  # one results file per test run
+check() { "$root/scripts/gpu-check" --build-dir "$stub/build" --testdata "$testdata" --skip-tests "$@"; }
+
+out="$(check --bench-dtypes bfloat16 --bench-weights "int8 int4:int8" 2>"$stub/err")" ||
+  { cat "$stub/err"; echo "FAIL: gpu-check exited non-zero"; exit 1; }
+results="$(printf '%s\n' "$out" | tail -1)"
+[ -f "$results" ] || { echo "FAIL: no results file ($out)"; exit 1; }
+grep -q "weights int4 lm_head int8: decode batch 1" "$stub/err" ||
+  { cat "$stub/err"; echo "FAIL: no int4 + int8 lm_head summary line"; exit 1; }
+check --bench-dtypes "" --bench-weights "int4" >/dev/null 2>"$stub/err" ||
+  { cat "$stub/err"; echo "FAIL: the split run exited non-zero"; exit 1; }
+python3 - "$results" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+rows = sorted((b["dtype"], b["weights"], b["lm_head"]) for b in d["bench"])
+want = sorted([("bfloat16", "stored", "stored"), ("bfloat16", "int8", "stored"),
+               ("bfloat16", "int4", "int8"), ("bfloat16", "int4", "stored")])
+assert rows == want, rows
+for b in d["bench"]:
+    assert b["rc"] == 0 and "error" not in b, b
+    assert 0 < b["decode_roofline_fraction"], b
+print("rows:", rows)
+PY
+set +e
+for bad in "--bench-weights" "--bench-weights int3" "--bench-weights int4:int4" "--frobnicate"; do
+  # shellcheck disable=SC2086
+  check $bad 2>"$stub/err"; rc=$?
+  [ "$rc" = 2 ] && [ "$(wc -l < "$stub/err")" = 1 ] ||
+    { cat "$stub/err"; echo "FAIL: gpu-check $bad exited $rc, expected 2 with one line"; exit 1; }
+done
+echo "PASS"
