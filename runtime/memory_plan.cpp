@@ -187,14 +187,12 @@ RankPlan plan_rank(const PlanRequest& r, const Resolved& s, int rank) {
     p.reserve.cublas_workspace = kCublasWorkspace;
     p.reserve.cuda_graphs = kCudaGraphs;
     p.reserve.nccl = r.tp > 1 ? kNccl : 0;
-    if (quantized(s.weights))
-      for (const auto& [o, i] : std::initializer_list<std::pair<int64_t, int64_t>>{
-               {q, H}, {kv, H}, {H, q}, {I, H}, {H, I}})
-        p.reserve.dequant_scratch =
-            std::max(p.reserve.dequant_scratch, dequant_scratch_bytes(o, i, cb));
-    if (r.lm_head_int8)
-      p.reserve.dequant_scratch = std::max(p.reserve.dequant_scratch,
-                                           dequant_scratch_bytes(d.vocab_local, H, cb));
+    std::vector<std::pair<int64_t, int64_t>> quantized_matrices;  // [out, in]
+    if (quantized(s.weights)) quantized_matrices = {{q, H}, {kv, H}, {H, q}, {I, H}, {H, I}};
+    if (r.lm_head_int8) quantized_matrices.push_back({d.vocab_local, H});
+    for (const auto& [o, i] : quantized_matrices)
+      p.reserve.dequant_scratch =
+          std::max(p.reserve.dequant_scratch, dequant_scratch_bytes(o, i, cb));
     p.total = r.device.total_bytes;
   } else {
     p.reserve.host_process = kHostProcess;
