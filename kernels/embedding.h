@@ -21,4 +21,9 @@ void gather_columns_cpu(const void* x, int64_t elem_bytes, int64_t M, int64_t K,
 // Converts n elements of F32/F16/BF16 to F32.
 void convert_to_f32(const void* src, DType dtype, int64_t n, float* dst);
 
+// dst[i] = src[i] converted between F32, F16 and BF16 through F32, rounding to nearest even:
+// the CPU twin of convert_cuda (the CUDA backend converts a table it keeps in host memory
+// with it). Throws std::invalid_argument for other dtypes.
+void convert_cpu(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64_t n);
+
 }  // namespace tessera

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -24,6 +25,22 @@ void convert_to_f32(const void* src, DType dtype, int64_t n, float* dst) {
     default:
       throw std::invalid_argument(std::string("cannot convert ") + dtype_name(dtype) +
                                   " to F32");
+  }
+}
+
+void convert_cpu(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64_t n) {
+  if (dst_dtype == DType::F32) return convert_to_f32(src, src_dtype, n, static_cast<float*>(dst));
+  if (dst_dtype != DType::F16 && dst_dtype != DType::BF16)
+    throw std::invalid_argument(std::string("cannot convert to ") + dtype_name(dst_dtype));
+  uint16_t* d = static_cast<uint16_t*>(dst);
+  const size_t in_bytes = dtype_size(src_dtype);
+  constexpr int64_t kChunk = 4096;  // through a small F32 buffer: no n-sized temporary
+  float f[kChunk];
+  for (int64_t i = 0; i < n; i += kChunk) {
+    const int64_t m = std::min(kChunk, n - i);
+    convert_to_f32(static_cast<const char*>(src) + size_t(i) * in_bytes, src_dtype, m, f);
+    for (int64_t j = 0; j < m; ++j)
+      d[i + j] = dst_dtype == DType::F16 ? f32_to_f16(f[j]) : f32_to_bf16(f[j]);
   }
 }
 

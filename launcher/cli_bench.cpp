@@ -216,7 +216,7 @@ int run_bench(const BenchArgs& a) {
   const bool single = lm.comm->world().size == 1;
   std::mt19937 rng(42);
   json j = {{"device", m.backend().name()}, {"weights", a.model.weights},
-            {"lm_head", a.model.lm_head},
+            {"lm_head", a.model.lm_head}, {"embeddings", a.model.embeddings},
             {"repeats", a.repeats}, {"threads", a.model.threads},
             {"decode_tokens", a.gen_tokens}, {"depth", a.depth},
             {"cuda_graphs", m.backend().step_capture()},

@@ -83,7 +83,8 @@ int run_perplexity(const PerplexityArgs& a) {
     nlohmann::json j = {{"perplexity", r.perplexity()}, {"nll", r.total_nll},
                         {"scored_tokens", r.scored},    {"tokens", ids.size()},
                         {"windows", r.windows},         {"window", window},
-                        {"weights", a.model.weights},   {"lm_head", a.model.lm_head}};
+                        {"weights", a.model.weights},   {"lm_head", a.model.lm_head},
+                        {"embeddings", a.model.embeddings}};
     std::cout << j.dump() << std::endl;
   } else {
     std::printf("perplexity %.4f over %lld scored tokens\n", r.perplexity(),

@@ -19,8 +19,8 @@ namespace {
 struct PlanArgs {
   std::string model_dir, model_config, gpu, device = "auto";
   int tp = 1;
-  std::string weights = "stored", lm_head = "stored", kv_cache = "auto", max_model_len,
-              dtype = "auto";
+  std::string weights = "stored", lm_head = "stored", embeddings = "device", kv_cache = "auto",
+              max_model_len, dtype = "auto";
   double gpu_memory_utilization = 0.90;
   int64_t max_num_seqs = 64, max_num_batched_tokens = 2048, block_size = 16;
   bool json = false;
@@ -107,6 +107,7 @@ int run_plan(const PlanArgs& a) {
     r.weights = f;
   }
   r.lm_head_int8 = a.lm_head == "int8";
+  r.embeddings_host = a.embeddings == "host";
   if (a.kv_cache != "auto") {
     KvDtype k;
     require(parse_kv_dtype(a.kv_cache, &k),
@@ -159,6 +160,10 @@ CommandRunner register_plan(CLI::App& app) {
                   "int8 | int4");
   cmd->add_option("--lm-head", a->lm_head, "stored (as the embedding table) | int8")
       ->check(CLI::IsMember({"stored", "int8"}));
+  cmd->add_option("--embeddings", a->embeddings,
+                  "device | host (the table in pinned host memory, not on the card; a tied "
+                  "model needs --lm-head int8)")
+      ->check(CLI::IsMember({"device", "host"}));
   cmd->add_option("--kv-cache", a->kv_cache,
                   "auto (the compute dtype) | fp32 | fp16 | bf16 | int8");
   cmd->add_option("--max-model-len", a->max_model_len,

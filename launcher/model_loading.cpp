@@ -56,6 +56,12 @@ void add_model_options(CLI::App* cmd, ModelArgs& a) {
                   "quantized at load: half the bytes of a 16-bit lm_head read every step; a "
                   "tied model keeps its table for the lookup and adds the int8 copy)")
       ->check(CLI::IsMember({"stored", "int8"}));
+  cmd->add_option("--embeddings", a.embeddings,
+                  "where the embedding table lives on a GPU: device | host (pinned host memory "
+                  "that the lookup reads over PCIe, one row a token: frees vocab x hidden x 2 "
+                  "bytes of the card; a tied model needs --lm-head int8). The CPU holds "
+                  "everything in host memory either way")
+      ->check(CLI::IsMember({"device", "host"}));
   cmd->add_option("--tp", a.tp, "Tensor-parallel size: must equal the number of MPI ranks")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--comm", a.comm,
@@ -172,7 +178,9 @@ LoadedModel load_model(const ModelArgs& a) {
                                "serve`; here give stored, int8 or int4");
   ModelWeights w = load_model_weights(*src, cfg, *lm.backend, lm.comm->world(),
                                       parse_weight_format(a.weights),
-                                      parse_weight_format(a.lm_head));
+                                      parse_weight_format(a.lm_head),
+                                      a.embeddings == "host" ? EmbeddingPlacement::Host
+                                                             : EmbeddingPlacement::Device);
   lm.model = std::make_unique<Model>(cfg, std::move(w), *lm.backend, *lm.comm);
   lm.model->set_kv_dtype(kv_dtype);
   lm.load_seconds =

@@ -22,6 +22,7 @@ struct ModelArgs {
   bool cuda_graphs = true;       // --no-cuda-graphs: run decode steps without CUDA graphs
   std::string weights = "stored";  // *_proj weights: stored | int8 | int4 (runtime/quant.h)
   std::string lm_head = "stored";  // stored | int8 (per-row RTN)
+  std::string embeddings = "device";  // device | host (GPU: the table in pinned host memory)
   std::string comm = "auto";     // auto | nccl | mpi (host-staged on GPU ranks)
   std::string kv_cache = "auto";  // auto (CPU fp32, CUDA the compute dtype) | fp32 | fp16 |
                                   // bf16 | int8 (per-token, per-head scales)

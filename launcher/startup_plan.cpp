@@ -62,6 +62,7 @@ StartupPlan plan_startup(ModelArgs& args, const StartupPlanInputs& in, int tp, i
   if (args.weights == "int8") req.weights = WeightChoice::INT8;
   if (args.weights == "int4") req.weights = WeightChoice::INT4;
   req.lm_head_int8 = args.lm_head == "int8";
+  req.embeddings_host = args.embeddings == "host";
   if (args.kv_cache != "auto") {
     KvDtype kv;
     require(parse_kv_dtype(args.kv_cache, &kv), "--kv-cache: unknown dtype " + args.kv_cache);

@@ -105,6 +105,10 @@ class Backend {
     if (!host.input_perm.empty()) w.input_perm = upload(host.input_perm);
     return w;
   }
+  // Makes a host tensor readable by this backend's kernels while it stays in host memory
+  // (--embeddings host): CUDA keeps it, converted as upload() would, in pinned memory mapped
+  // into the GPU's address space, read over PCIe, taking no device memory; the CPU shares it.
+  virtual Tensor upload_host_resident(const Tensor& host) { return upload(host); }
   // Copies a backend tensor into host memory of src.nbytes() bytes.
   virtual void download(const Tensor& src, void* host_dst) = 0;
   // Copies dst.nbytes() bytes of host memory into an existing backend tensor (the host-staged

@@ -91,10 +91,14 @@ class CudaBackend final : public Backend {
 
   // 2-D float tensors (weight matrices, embedding tables) become the compute dtype; 1-D
   // float tensors (norm weights, biases) F32; other dtypes are copied as they are.
+  DType uploaded_dtype(const Tensor& host) const {
+    if (!is_float(host.dtype)) return host.dtype;
+    return host.ndim >= 2 ? compute_ : DType::F32;
+  }
+
   Tensor upload(const Tensor& host) override {
     EXPECT(host.device == Device::CPU, "upload", "source is not a host tensor");
-    DType want = host.dtype;
-    if (is_float(host.dtype)) want = host.ndim >= 2 ? compute_ : DType::F32;
+    const DType want = uploaded_dtype(host);
     Tensor out = alloc_like(host, want);
     if (host.numel() == 0) return out;
     // Copies on stream_ (a plain cudaMemcpy from pageable memory may still be in flight when
@@ -111,6 +115,12 @@ class CudaBackend final : public Backend {
     convert_cuda(raw.get(), host.dtype, out.data, want, host.numel(), stream_);
     check(cudaStreamSynchronize(stream_), "upload convert");
     return out;
+  }
+
+  Tensor upload_host_resident(const Tensor& host) override {
+    EXPECT(host.device == Device::CPU, "upload_host_resident", "source is not a host tensor");
+    return cuda_host_resident_copy(host, uploaded_dtype(host),
+                                   "a " + host.shape_str() + " tensor kept in host memory");
   }
 
   // Quantized weights are copied byte for byte (no dtype conversion); the dequantization

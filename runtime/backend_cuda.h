@@ -33,6 +33,16 @@ std::shared_ptr<void> cuda_pinned_alloc(size_t bytes);
 // Copies a host tensor to the current GPU byte for byte (no dtype conversion).
 Tensor cuda_copy_to_device(const Tensor& host);
 
+// A copy of a host tensor in page-locked host memory mapped into the GPUs' address space,
+// converted to `dtype` on the host (convert_cpu): kernels read it through the returned
+// tensor's pointer, over PCIe, and it takes no device memory. The tensor is marked CUDA (a
+// kernel argument). A failure to pin is a UserError naming `what` and the bytes.
+Tensor cuda_host_resident_copy(const Tensor& host, DType dtype, const std::string& what);
+
+// Whether `p` points into page-locked host memory rather than device memory (tests check
+// where --embeddings host put a table).
+bool cuda_pointer_is_host_memory(const void* p);
+
 // Sets every byte of a device tensor (tests poison outputs with 0xff: NaN in every float type).
 void cuda_fill_bytes(const Tensor& t, uint8_t byte);
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "kernels/cuda_util.cuh"
+#include "kernels/embedding.h"
 #include "kernels/sampling_cuda.h"
 #include "runtime/backend_cuda.h"
 #include "runtime/error.h"
@@ -79,6 +80,38 @@ Tensor cuda_copy_to_device(const Tensor& host) {
   // (the backend's is non-blocking) must see the data.
   cuda::check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
   return t;
+}
+
+Tensor cuda_host_resident_copy(const Tensor& host, DType dtype, const std::string& what) {
+  Tensor t = host;
+  t.dtype = dtype;
+  void* pinned = nullptr;
+  // Portable: every GPU of the process may read it; mapped: kernels address it directly.
+  const cudaError_t e =
+      cudaHostAlloc(&pinned, t.nbytes() == 0 ? 16 : t.nbytes(),
+                    cudaHostAllocPortable | cudaHostAllocMapped);
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    throw UserError("cannot pin " + mib(t.nbytes()) + " of host memory for " + what +
+                    " (the host's memory or the container's locked-memory limit is too "
+                    "small)");
+  }
+  cuda::check(e, "cudaHostAlloc");
+  std::shared_ptr<void> owner(pinned, [](void* q) { cudaFreeHost(q); });
+  convert_cpu(host.data, host.dtype, pinned, dtype, host.numel());
+  // With unified addressing this is `pinned` itself; asked for all the same, as documented.
+  void* device_view = nullptr;
+  cuda::check(cudaHostGetDevicePointer(&device_view, pinned, 0), "cudaHostGetDevicePointer");
+  t.storage = owner;
+  t.data = device_view;
+  t.device = Device::CUDA;
+  return t;
+}
+
+bool cuda_pointer_is_host_memory(const void* p) {
+  cudaPointerAttributes a{};
+  cuda::check(cudaPointerGetAttributes(&a, p), "cudaPointerGetAttributes");
+  return a.type == cudaMemoryTypeHost;
 }
 
 void cuda_fill_bytes(const Tensor& t, uint8_t byte) {

@@ -149,6 +149,8 @@ RankPlan plan_rank(const PlanRequest& r, const Resolved& s, int rank) {
 
   // Weights by kind.
   p.weights.embeddings = d.vocab_local * H * s.table_bytes;  // [vocab_local, H]
+  if (r.embeddings_host && r.device.cuda)
+    std::swap(p.weights.embeddings, p.weights.embeddings_in_host);
   p.weights.lm_head = r.lm_head_int8 ? linear_bytes(d.vocab_local, H, WeightChoice::INT8, 0, {})
                       : c.tie_word_embeddings ? 0 : d.vocab_local * H * s.table_bytes;
   const Int4Layout l = int4_layout(c);
@@ -218,12 +220,15 @@ void validate_plan_request(const PlanRequest& r) {
           "--max-model-len " + std::to_string(r.max_model_len) + " exceeds the model's "
           "max_position_embeddings (" + std::to_string(r.model.max_position_embeddings) + ")");
   check_tp_compatible(r.model, r.tp);  // lists the valid sizes
+  if (r.embeddings_host) check_host_embeddings(r.model, r.lm_head_int8);
 }
 
 Plan plan_fixed(const PlanRequest& r) {
   Plan p;
   p.request = r;
   const Resolved s = resolve(r, &p.notes);
+  if (r.embeddings_host && !r.device.cuda)
+    p.notes.push_back("--embeddings host: the CPU backend holds every weight in host memory");
   p.weights = s.weights;
   p.kv = s.kv;
   p.compute = s.compute;

@@ -27,6 +27,9 @@
 //   Norms and biases are always F32; a row-split layer's bias (down_proj) lives on rank 0.
 //   A tied model holds one table (counted under embeddings; lm_head is 0); with an int8
 //   lm_head it also holds that int8 copy of the table (counted under lm_head).
+//   --embeddings host (GPU): the table lives in pinned host memory in the compute dtype
+//   (WeightBytes::embeddings_in_host, not on the card: embeddings is 0). A tied model needs
+//   an int8 lm_head for it (else the logits would read the table over PCIe every step).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -76,6 +79,7 @@ struct PlanRequest {
   std::optional<WeightChoice> weights;
   bool weights_auto = false;     // least lossy of stored -> int8 -> int4 that fits
   bool lm_head_int8 = false;     // --lm-head int8 (per-row RTN); false: as the tables
+  bool embeddings_host = false;  // --embeddings host: the table in pinned host memory (GPU)
   std::optional<KvDtype> kv;     // nullopt: the compute dtype (F32 on the CPU)
   // GPU compute dtype (--dtype); nullopt: the checkpoint's 16-bit dtype (bf16 for F32
   // checkpoints), fp16 on a card without bf16 math. The CPU always computes in F32.
@@ -93,7 +97,8 @@ struct WeightBytes {
   int64_t embeddings = 0;  // [vocab_local, hidden]
   int64_t layers = 0;      // every decoder layer's projections, norms and biases + final norm
   int64_t lm_head = 0;     // [vocab_local, hidden]; 0 when tied to the embeddings
-  int64_t total() const { return embeddings + layers + lm_head; }
+  int64_t embeddings_in_host = 0;  // --embeddings host on a GPU: the table, in host memory
+  int64_t total() const { return embeddings + layers + lm_head; }  // on the device
 };
 
 // Fixed device memory that is neither weights, workspace nor KV cache (see memory_plan.cpp
@@ -149,7 +154,7 @@ struct Plan {
 
 // Plans `req`. Throws UserError for a request that cannot be planned at all (tp invalid for
 // the model, listing the valid sizes; utilization outside (0, 1]; max_model_len beyond the
-// model's max). A plan that does not fit is not an error: fits is false and options say why.
+// model's max; host embeddings for a tied model with a stored lm_head). A plan that does not fit is not an error: fits is false and options say why.
 Plan make_plan(const PlanRequest& req);
 
 // Tensor-parallel sizes the model can be split over, 1 .. max_tp.

@@ -34,7 +34,9 @@ std::string row(const std::string& label, const std::string& mib_text, int64_t b
 }
 
 bool alike(const RankPlan& a, const RankPlan& b) {
-  return a.weights.embeddings == b.weights.embeddings && a.weights.layers == b.weights.layers &&
+  return a.weights.embeddings == b.weights.embeddings &&
+         a.weights.embeddings_in_host == b.weights.embeddings_in_host &&
+         a.weights.layers == b.weights.layers &&
          a.weights.lm_head == b.weights.lm_head && a.workspace == b.workspace &&
          a.reserve.total() == b.reserve.total() && a.kv_budget == b.kv_budget &&
          a.heads == b.heads && a.kv_heads == b.kv_heads && a.vocab_local == b.vocab_local;
@@ -65,7 +67,10 @@ std::string rank_table(const Plan& p, const RankPlan& r, int last_rank) {
   char util[64];
   std::snprintf(util, sizeof util, "usable (x %.2f)", q.gpu_memory_utilization);
   s += row(util, mib(r.usable), r.usable);
-  s += row("weights: embeddings", mib(r.weights.embeddings), r.weights.embeddings);
+  s += row("weights: embeddings", mib(r.weights.embeddings), r.weights.embeddings,
+           r.weights.embeddings_in_host ? "(in pinned host memory: " +
+                                              mib(r.weights.embeddings_in_host) + " MiB)"
+                                        : "");
   s += row("weights: layers (" + std::to_string(q.model.num_layers) + " + final norm)",
            mib(r.weights.layers), r.weights.layers);
   s += row("weights: lm_head", mib(r.weights.lm_head), r.weights.lm_head,
@@ -114,9 +119,17 @@ std::string shortfall(const Plan& p) {
          " tokens, fewer than max-model-len " + std::to_string(p.max_model_len);
 }
 
+// " (lm_head int8, embeddings in host memory)" after the weight format, or "".
+std::string weights_remark(const PlanRequest& q) {
+  std::string s = q.lm_head_int8 ? "lm_head int8" : "";
+  if (q.embeddings_host && q.device.cuda)
+    s += (s.empty() ? "" : ", ") + std::string("embeddings in host memory");
+  return s.empty() ? s : " (" + s + ")";
+}
+
 ojson weights_json(const WeightBytes& w) {
   return {{"embeddings", w.embeddings}, {"layers", w.layers}, {"lm_head", w.lm_head},
-          {"total", w.total()}};
+          {"total", w.total()}, {"embeddings_in_host", w.embeddings_in_host}};
 }
 
 }  // namespace
@@ -137,7 +150,7 @@ std::string plan_table(const Plan& p, const std::string& model_name) {
                 "on %s (%s MiB), tp %d: weights %s%s, KV cache %s, compute %s; block size "
                 "%lld, max-num-batched-tokens %lld, max-num-seqs %lld\n\n",
                 q.device.name.c_str(), mib(q.device.total_bytes).c_str(), q.tp,
-                weight_choice_name(p.weights), q.lm_head_int8 ? " (lm_head int8)" : "",
+                weight_choice_name(p.weights), weights_remark(q).c_str(),
                 kv_dtype_name(p.kv), compute_name(p.compute).c_str(),
                 (long long)q.block_size, (long long)q.max_num_batched_tokens,
                 (long long)q.max_num_seqs);
@@ -158,8 +171,8 @@ std::string plan_table(const Plan& p, const std::string& model_name) {
   }
   s += "does not fit: " + shortfall(p) + "\n";
   if (p.options.empty()) {
-    s += "no option fits (tried int8/int4 weights, an int8 lm_head, int8 KV cache, more GPUs "
-         "and a shorter context)\n";
+    s += "no option fits (tried int8/int4 weights, an int8 lm_head, embeddings in host "
+         "memory, int8 KV cache, more GPUs and a shorter context)\n";
   } else {
     s += "options that fit:\n";
     for (const PlanOption& o : p.options) s += option_text(o, q.device);
@@ -181,6 +194,7 @@ ojson plan_json(const Plan& p, const std::string& model_name) {
   j["weights_bytes"] = weights_json(p.ranks.at(0).weights);  // rank 0 (the largest)
   j["weights"] = weight_choice_name(p.weights);
   j["lm_head"] = q.lm_head_int8 ? "int8" : "stored";
+  j["embeddings"] = q.embeddings_host ? "host" : "device";
   j["kv_cache"] = kv_dtype_name(p.kv);
   j["compute_dtype"] = compute_name(p.compute);
   j["gpu"] = {{"name", q.device.name}, {"total_bytes", q.device.total_bytes},

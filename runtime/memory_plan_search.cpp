@@ -68,7 +68,7 @@ Plan plan_auto_weights(const PlanRequest& req) {
 struct Change {
   std::string flag;  // "--weights int4"; empty for the context (its value comes from the plan)
   int group;         // changes of one group exclude each other (0 weights, 1 tp, 2 kv, 3 len,
-                     // 4 lm_head)
+                     // 4 lm_head, 5 embeddings)
   std::function<void(PlanRequest&)> apply;
 };
 
@@ -86,6 +86,8 @@ std::vector<PlanOption> find_options(const Plan& plan) {
                          [f](PlanRequest& r) { r.weights = f; }});
   if (!base.lm_head_int8)
     changes.push_back({"--lm-head int8", 4, [](PlanRequest& r) { r.lm_head_int8 = true; }});
+  if (base.device.cuda && !base.embeddings_host)
+    changes.push_back({"--embeddings host", 5, [](PlanRequest& r) { r.embeddings_host = true; }});
   if (plan.kv != KvDtype::INT8)
     changes.push_back({"--kv-cache int8", 2, [](PlanRequest& r) { r.kv = KvDtype::INT8; }});
   if (base.device.cuda)  // CPU ranks share one host's memory: more of them do not help
@@ -112,7 +114,9 @@ std::vector<PlanOption> find_options(const Plan& plan) {
         changes[i].apply(r);
         if (!changes[i].flag.empty()) flags += (flags.empty() ? "" : " ") + changes[i].flag;
       }
-      if (clash) continue;
+      // A tied model keeps its table on the card unless an int8 lm_head replaces it there.
+      if (clash || (r.embeddings_host && r.model.tie_word_embeddings && !r.lm_head_int8))
+        continue;
       const Plan p = plan_fixed(r);
       if (!p.fits) continue;
       PlanOption o;

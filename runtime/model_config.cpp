@@ -262,4 +262,11 @@ ModelConfig load_model_config(const std::string& path) {
   return parse_model_config(ss.str(), p.string());
 }
 
+void check_host_embeddings(const ModelConfig& cfg, bool lm_head_int8) {
+  require(!cfg.tie_word_embeddings || lm_head_int8,
+          "--embeddings host: this model ties lm_head to the embedding table, which would then "
+          "be read whole from host memory every step; add --lm-head int8 (an int8 copy on the "
+          "device computes the logits)");
+}
+
 }  // namespace tessera

@@ -70,4 +70,9 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
 // Reads DIR/config.json (or a config file path). Throws UserError naming the file.
 ModelConfig load_model_config(const std::string& path);
 
+// --embeddings host: a tied model's lm_head is its embedding table, which the logits would
+// then read whole from host memory every step; UserError unless lm_head is int8 (a copy on
+// the device).
+void check_host_embeddings(const ModelConfig& cfg, bool lm_head_int8);
+
 }  // namespace tessera

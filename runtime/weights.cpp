@@ -108,9 +108,11 @@ struct Loader {
 
 ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backend& backend,
                                 const World& world, WeightFormat proj_format,
-                                WeightFormat lm_head_format) {
+                                WeightFormat lm_head_format, EmbeddingPlacement embeddings) {
   check_tp_compatible(cfg, world.size);
   require(lm_head_format != WeightFormat::Int4, "lm_head may be stored or int8, not int4");
+  if (embeddings == EmbeddingPlacement::Host)
+    check_host_embeddings(cfg, lm_head_format == WeightFormat::Int8);
   require(!cfg.prequant.active() || proj_format != WeightFormat::Int8,
           std::string("this checkpoint is already 4-bit (") + cfg.prequant.name() +
               "): --weights int8 cannot apply; use --weights stored (or auto)");
@@ -129,7 +131,8 @@ ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backe
   // Layers, then embeddings and lm_head as one step each.
   LoadProgress progress(cfg.num_layers + 2, world.rank == 0);
   Tensor embed_host = ld.take_counted(embed_name, {V, H});
-  w.embed = backend.upload(embed_host);
+  w.embed = embeddings == EmbeddingPlacement::Host ? backend.upload_host_resident(embed_host)
+                                                   : backend.upload(embed_host);
   const bool int8_copy_of_table =
       cfg.tie_word_embeddings && lm_head_format == WeightFormat::Int8;
   if (!int8_copy_of_table) embed_host = Tensor{};  // not needed again: free a host copy

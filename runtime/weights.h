@@ -56,14 +56,23 @@ std::unique_ptr<TensorSource> open_checkpoint_source(const std::string& model_di
 std::unique_ptr<TensorSource> make_dummy_source(const ModelConfig& cfg, DType dtype,
                                                 uint64_t seed);
 
+// Where the embedding table lives (--embeddings): on the backend's device, or in host memory
+// that its kernels read (Backend::upload_host_resident: on a GPU pinned memory read over
+// PCIe, one row per token, freeing vocab_local x hidden x 2 bytes of the card). A tied
+// model's lm_head is that table, read whole every step, so Host needs --lm-head int8 (a copy
+// on the device) there.
+enum class EmbeddingPlacement : uint8_t { Device, Host };
+
 // Loads this rank's shard, the *_proj weights (q, k, v, o, gate, up, down) as stored or
 // quantized to `proj_format` (each rank quantizes its own slice; runtime/quant.h); embeddings
 // stay as stored, lm_head too or, with `lm_head_format` Int8, per-row int8 (a tied model then
-// holds that int8 copy beside its table). Throws UserError naming the tensor on a missing
-// tensor, a shape or a dtype mismatch.
+// holds that int8 copy beside its table), the table where `embeddings` says. Throws UserError
+// naming the tensor on a missing tensor, a shape or a dtype mismatch, and for a tied model
+// with Host embeddings and a stored lm_head.
 ModelWeights load_model_weights(TensorSource& src, const ModelConfig& cfg, Backend& backend,
                                 const World& world,
                                 WeightFormat proj_format = WeightFormat::Dense,
-                                WeightFormat lm_head_format = WeightFormat::Dense);
+                                WeightFormat lm_head_format = WeightFormat::Dense,
+                                EmbeddingPlacement embeddings = EmbeddingPlacement::Device);
 
 }  // namespace tessera

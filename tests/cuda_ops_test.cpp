@@ -49,6 +49,11 @@ TESSERA_CUDA_OP_TEST(embedding) {
   const auto table = round_to(random_values(size_t(V * H), rng), dt);
   Tensor gt = gpu.upload(host_from(table, dt, {V, H}));
   Tensor ct = host_from(table, DType::F32, {V, H});
+  // --embeddings host: the table in pinned host memory, converted on the host, read over PCIe.
+  Tensor ht = gpu.upload_host_resident(host_from(table, DType::F32, {V, H}));
+  EXPECT_EQ(ht.dtype, dt);
+  EXPECT_TRUE(cuda_pointer_is_host_memory(ht.data));
+  EXPECT_FALSE(cuda_pointer_is_host_memory(gt.data));
   for (int64_t n : kTokens) {
     std::vector<int32_t> ids(static_cast<size_t>(n));
     for (auto& id : ids) id = int32_t(rng() % 1200);  // some outside the range: zeros
@@ -57,7 +62,22 @@ TESSERA_CUDA_OP_TEST(embedding) {
     cpu.embedding(ct, begin, cpu.upload_batch(b), want);
     gpu.embedding(gt, begin, gpu.upload_batch(b), got);
     EXPECT_EQ(rel_error(values_of(gpu, got), values_of(cpu, want)), 0.0) << "n " << n;
+    Tensor from_host = gpu_poisoned(gpu, DType::F32, {n, H});
+    gpu.embedding(ht, begin, gpu.upload_batch(b), from_host);
+    EXPECT_EQ(rel_error(values_of(gpu, from_host), values_of(cpu, want)), 0.0) << "n " << n;
   }
+  // Unrounded F32 values: upload() converts on the GPU (convert_cuda), upload_host_resident
+  // on the host (its CPU twin convert_cpu); every row must come out bit for bit the same.
+  const auto raw = random_values(size_t(V * H), rng);
+  Tensor on_gpu = gpu.upload(host_from(raw, DType::F32, {V, H}));
+  Tensor on_host = gpu.upload_host_resident(host_from(raw, DType::F32, {V, H}));
+  std::vector<int32_t> all(static_cast<size_t>(V));
+  for (int64_t i = 0; i < V; ++i) all[size_t(i)] = int32_t(begin + i);
+  const Batch b = ids_batch(all);
+  Tensor x = gpu_poisoned(gpu, DType::F32, {V, H}), y = gpu_poisoned(gpu, DType::F32, {V, H});
+  gpu.embedding(on_gpu, begin, gpu.upload_batch(b), x);
+  gpu.embedding(on_host, begin, gpu.upload_batch(b), y);
+  EXPECT_EQ(values_of(gpu, x), values_of(gpu, y));
 }
 
 TESSERA_CUDA_OP_TEST(rmsnorm) {

@@ -2,7 +2,8 @@
 // quant_matmul_cpu) on the same quantized weights: the fused GEMV (few tokens; rows with and
 // without 16-byte chunks) and the dequantize + cuBLAS path (many tokens; several row blocks
 // of scratch); and TinyStories-656K's perplexity with int8 / int4 weights (lm_head as stored
-// and int8) on the GPU against the CPU's. Skips without a GPU.
+// and int8) on the GPU against the CPU's, and with the embedding table in host memory. Skips
+// without a GPU.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -61,15 +62,36 @@ class CudaQuantPerplexity
 
 #ifdef TESSERA_HAVE_CUDA
 double perplexity_on(Backend& b, WeightFormat f, WeightFormat lm_head,
-                     const std::vector<int32_t>& ids, int64_t window) {
+                     const std::vector<int32_t>& ids, int64_t window,
+                     EmbeddingPlacement embeddings = EmbeddingPlacement::Device) {
   const std::string dir = testdata_dir() + "/models/TinyStories-656K";
   auto comm = make_single_comm();
   const ModelConfig cfg = load_model_config(dir);
   auto src = open_checkpoint_source(dir);
-  Model m(cfg, load_model_weights(*src, cfg, b, comm->world(), f, lm_head), b, *comm);
+  Model m(cfg, load_model_weights(*src, cfg, b, comm->world(), f, lm_head, embeddings), b,
+          *comm);
   return evaluate_perplexity(m, ids, window).perplexity();
 }
 #endif
+
+// --embeddings host: the same forward pass with the table read from pinned host memory (the
+// tied model needs its int8 lm_head): the same values, so the same perplexity, bit for bit.
+TEST(CudaEmbeddingsHost, SamePerplexityAsTheDeviceTable) {
+  TESSERA_REQUIRE_GPU();
+  TESSERA_REQUIRE_TESTDATA();
+#ifdef TESSERA_HAVE_CUDA
+  const auto g = nlohmann::json::parse(
+      read_file(testdata_dir() + "/perplexity/TinyStories-656K.ppl.json"));
+  const auto ids = g["ids"].get<std::vector<int32_t>>();
+  for (DType dt : {DType::F16, DType::BF16}) {
+    Backend& b = gpu_backend(dt);
+    const double device = perplexity_on(b, WeightFormat::Int4, WeightFormat::Int8, ids, 256);
+    const double host = perplexity_on(b, WeightFormat::Int4, WeightFormat::Int8, ids, 256,
+                                      EmbeddingPlacement::Host);
+    EXPECT_EQ(host, device) << dtype_name(dt);
+  }
+#endif
+}
 
 TEST_P(CudaQuantPerplexity, TinyStoriesNearTheCpu) {
   TESSERA_REQUIRE_GPU();

@@ -196,6 +196,32 @@ TEST(KernelElementwise, ConvertToF32SpecialValues) {
   EXPECT_THROW(convert_to_f32(&i32, DType::I32, 1, fo.data()), std::invalid_argument);
 }
 
+// convert_cpu (the CPU twin of convert_cuda): element by element the scalar conversions of
+// runtime/dtype.h through F32, across a chunk boundary (4096) of its F32 buffer.
+TEST(KernelElementwise, ConvertCpuBetweenFloatTypes) {
+  const int64_t n = 4096 + 37;
+  std::vector<float> f(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) f[size_t(i)] = float(std::sin(0.37 * double(i)) * 70000.0 / (1 + i % 13));
+  std::vector<uint16_t> h(f.size()), b(f.size()), hb(f.size());
+  convert_cpu(f.data(), DType::F32, h.data(), DType::F16, n);
+  convert_cpu(f.data(), DType::F32, b.data(), DType::BF16, n);
+  convert_cpu(b.data(), DType::BF16, hb.data(), DType::F16, n);
+  for (size_t i = 0; i < f.size(); ++i) {
+    ASSERT_EQ(h[i], f32_to_f16(f[i])) << i;  // overflow beyond 65504 -> inf, as the scalar
+    ASSERT_EQ(b[i], f32_to_bf16(f[i])) << i;
+    ASSERT_EQ(hb[i], f32_to_f16(bf16_to_f32(b[i]))) << i;
+  }
+  std::vector<float> back(f.size());
+  convert_cpu(h.data(), DType::F16, back.data(), DType::F32, n);
+  for (size_t i = 0; i < f.size(); ++i) ASSERT_EQ(bits(back[i]), bits(f16_to_f32(h[i]))) << i;
+  std::vector<uint16_t> same(f.size());
+  convert_cpu(h.data(), DType::F16, same.data(), DType::F16, n);
+  EXPECT_EQ(same, h);
+  int32_t i32 = 5;
+  EXPECT_THROW(convert_cpu(f.data(), DType::F32, &i32, DType::I32, 1), std::invalid_argument);
+  EXPECT_THROW(convert_cpu(&i32, DType::I32, h.data(), DType::F16, 1), std::invalid_argument);
+}
+
 TEST(DTypeConversions, F16RoundTripAndNearestEven) {
   // Every finite F16 survives f16 -> f32 -> f16 exactly.
   for (uint32_t i = 0; i < 65536; ++i) {

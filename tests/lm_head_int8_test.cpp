@@ -15,31 +15,13 @@
 #include "runtime/weights.h"
 #include "tests/cli_util.h"
 #include "tests/model_test_util.h"
+#include "tests/qwen7b_plan_numbers.h"
 #include "tests/test_util.h"
 
 namespace tessera::test {
 namespace {
 
-constexpr int64_t MiB = int64_t(1) << 20;
-// Qwen2.5-7B (memory_plan_test.cpp checks the config file says so).
-constexpr int64_t L = 28, H = 3584, V = 152064, I = 18944;
-constexpr int64_t kProjParams = H * H + 2 * 512 * H + H * H + 2 * I * H + H * I;
-constexpr int64_t kNormsBiases = 2 * H * 4 + (H + 2 * 512) * 4;
-constexpr int64_t kReserveTp1 = (400 + 32 + 64) * MiB;
-// Workspace of 2048 tokens and 64 logit rows, 16-bit compute (memory_plan_test.cpp).
-constexpr int64_t kWorkspace = 2048 * H * 4 + 2 * 2048 * H * 2 + 2 * 2048 * H * 2 +
-                               2 * 2048 * 512 * 2 + 3 * 2048 * I * 2 + 64 * H * 2 + 64 * V * 4;
-// Prefill dequantization scratch of an [N, 3584] int8/int4 matrix in 16 bits: 32 MiB hold
-// 4681 rows, rounded down to a multiple of 64. lm_head [V, H] needs as much as gate/up.
-constexpr int64_t kScratch = 4672 * 3584 * 2;
-constexpr int64_t kInt8LmHead = V * H + V * 4;  // int8 codes + an F32 scale per row
-
-PlanRequest qwen7b_on(PlanDevice d) {
-  PlanRequest r;
-  r.model = load_model_config(testdata_dir() + "/configs/qwen2.5-7b-instruct.json");
-  r.device = d;
-  return r;
-}
+using namespace qwen7b;
 
 TEST(LmHeadInt8, PlanOfTheInt4SevenBOnT4) {
   TESSERA_REQUIRE_TESTDATA();
@@ -50,11 +32,10 @@ TEST(LmHeadInt8, PlanOfTheInt4SevenBOnT4) {
   const WeightBytes& w = p.ranks.at(0).weights;
   EXPECT_EQ(w.embeddings, V * H * 2);  // the lookup table stays fp16
   EXPECT_EQ(w.lm_head, kInt8LmHead);
-  const int64_t layer = kProjParams / 2 + kProjParams / 128 * 5 + kNormsBiases;
-  EXPECT_EQ(w.total(), V * H * 2 + kInt8LmHead + L * layer + H * 4);
+  EXPECT_EQ(w.total(), V * H * 2 + kInt8LmHead + L * kInt4Layer + H * 4);
   EXPECT_EQ(w.total(), 5154471936);
-  EXPECT_EQ(p.ranks[0].reserve.dequant_scratch, kScratch);
-  const int64_t blocks = (14495514624 - w.total() - kWorkspace - kReserveTp1 - kScratch) /
+  EXPECT_EQ(p.ranks[0].reserve.dequant_scratch, kDequantScratch);
+  const int64_t blocks = (14495514624 - w.total() - kWorkspace - kReserveTp1 - kDequantScratch) /
                          (16 * 57344);
   EXPECT_EQ(blocks, 9180);  // 8587 with a fp16 lm_head: ~9,500 more tokens of KV cache
   EXPECT_EQ(p.kv_blocks, blocks);
@@ -74,7 +55,7 @@ TEST(LmHeadInt8, DenseWeightsGetTheLmHeadScratch) {
   r.lm_head_int8 = true;
   const Plan p = make_plan(r);
   EXPECT_EQ(p.weights, WeightChoice::BF16);
-  EXPECT_EQ(p.ranks.at(0).reserve.dequant_scratch, kScratch);  // bf16: 2 bytes too
+  EXPECT_EQ(p.ranks.at(0).reserve.dequant_scratch, kDequantScratch);  // bf16: 2 bytes too
   EXPECT_EQ(p.ranks[0].weights.lm_head, kInt8LmHead);
 }
 
@@ -114,8 +95,8 @@ TEST(LmHeadInt8, IsAnOptionWhenItAloneMakesTheModelFit) {
     EXPECT_TRUE(o.fits);
     EXPECT_EQ(o.max_model_len, 4096);
     EXPECT_EQ(o.weights_bytes_per_rank, weights - V * H * 2 + kInt8LmHead);
-    // 200 MiB short; int8 saves V * H - 4V bytes and the scratch costs kScratch.
-    EXPECT_EQ(o.kv_blocks, (kv - 200 * MiB + V * H * 2 - kInt8LmHead - kScratch) / (16 * 57344));
+    // 200 MiB short; int8 saves V * H - 4V bytes and the scratch costs kDequantScratch.
+    EXPECT_EQ(o.kv_blocks, (kv - 200 * MiB + V * H * 2 - kInt8LmHead - kDequantScratch) / (16 * 57344));
   }
   EXPECT_TRUE(found);
 }

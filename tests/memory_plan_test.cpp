@@ -8,30 +8,13 @@
 
 #include "runtime/error.h"
 #include "runtime/memory_plan.h"
+#include "tests/qwen7b_plan_numbers.h"
 #include "tests/test_util.h"
 
 namespace tessera::test {
 namespace {
 
-constexpr int64_t MiB = int64_t(1) << 20;
-
-// Qwen2.5-7B-Instruct's shape, written out: the config file must say the same.
-constexpr int64_t L = 28, H = 3584, NH = 28, KVH = 4, D = 128, V = 152064, I = 18944;
-// Per layer, every *_proj weight: q [H, H], k and v [512, H], o [H, H], gate/up [I, H],
-// down [H, I].
-constexpr int64_t kProjParams = H * H + 2 * (KVH * D) * H + H * H + 2 * I * H + H * I;
-constexpr int64_t kProjRows = H + 2 * KVH * D + H + 2 * I + H;  // output rows of those
-constexpr int64_t kNormsBiases = 2 * H * 4 + (H + 2 * KVH * D) * 4;  // F32 norms, q/k/v bias
-constexpr int64_t kT4Usable = 14495514624;     // floor(15360 MiB * 0.9)
-constexpr int64_t kReserveTp1 = (400 + 32 + 64) * MiB;  // context + cuBLAS + graphs
-// Quantized weights on a GPU add the prefill dequantization scratch of the layer needing the
-// most: gate/up [I, H] in fp16, rows fitting 32 MiB = 33554432 / (3584 * 2) = 4681, rounded
-// down to a multiple of 64 = 4672 rows of H fp16 values (down_proj: 832 rows of I, less).
-constexpr int64_t kDequantScratch = 4672 * 3584 * 2;
-// Workspace for 2048 tokens, 64 logit rows, fp16: residual F32, normed, proj, q, attn, k, v,
-// gate, up, act, last hidden, F32 logits.
-constexpr int64_t kWorkspace = 2048 * H * 4 + 2 * 2048 * H * 2 + 2 * 2048 * H * 2 +
-                               2 * 2048 * 512 * 2 + 3 * 2048 * I * 2 + 64 * H * 2 + 64 * V * 4;
+using namespace qwen7b;
 
 ModelConfig qwen7b() {
   const ModelConfig c = load_model_config(testdata_dir() + "/configs/qwen2.5-7b-instruct.json");
