@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/gpu-check's own logic without a GPU: nvidia-smi, cmake and ninja are stubs, and the
 # "GPU build" is a wrapper that runs the real (CPU) tessera on the stories110m shape with
-# short runs. Checks that the benchmark rows come out tagged (dtype, weights, lm_head), that a
+# short runs. Checks that the benchmark rows come out tagged (dtype, weights, lm_head,
+# embeddings), that a
 # second, split run merges into the same results file, and that bad options exit 2.
 # Usage: gpu_check_stub.sh TESSERA_BINARY TESTDATA_DIR
 set -euo pipefail
@@ -38,20 +39,23 @@ export PATH="$stub/bin:$PATH"
 export STUB_GPU_NAME="Stub GPU $$"  # one results file per test run
 check() { "$root/scripts/gpu-check" --build-dir "$stub/build" --testdata "$testdata" --skip-tests "$@"; }
 
-out="$(check --bench-dtypes bfloat16 --bench-weights "int8 int4:int8" 2>"$stub/err")" ||
+out="$(check --bench-dtypes bfloat16 --bench-weights "int8 int4:int8 int4:int8:host" 2>"$stub/err")" ||
   { cat "$stub/err"; echo "FAIL: gpu-check exited non-zero"; exit 1; }
 results="$(printf '%s\n' "$out" | tail -1)"
 [ -f "$results" ] || { echo "FAIL: no results file ($out)"; exit 1; }
-grep -q "weights int4 lm_head int8: decode batch 1" "$stub/err" ||
+grep -q "weights int4 lm_head int8 embeddings device: decode batch 1" "$stub/err" ||
   { cat "$stub/err"; echo "FAIL: no int4 + int8 lm_head summary line"; exit 1; }
+grep -q "weights int4 lm_head int8 embeddings host: decode batch 1" "$stub/err" ||
+  { cat "$stub/err"; echo "FAIL: no summary line with the table in host memory"; exit 1; }
 check --bench-dtypes "" --bench-weights "int4" >/dev/null 2>"$stub/err" ||
   { cat "$stub/err"; echo "FAIL: the split run exited non-zero"; exit 1; }
 python3 - "$results" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-rows = sorted((b["dtype"], b["weights"], b["lm_head"]) for b in d["bench"])
-want = sorted([("bfloat16", "stored", "stored"), ("bfloat16", "int8", "stored"),
-               ("bfloat16", "int4", "int8"), ("bfloat16", "int4", "stored")])
+rows = sorted((b["dtype"], b["weights"], b["lm_head"], b["embeddings"]) for b in d["bench"])
+want = sorted([("bfloat16", "stored", "stored", "device"), ("bfloat16", "int8", "stored", "device"),
+               ("bfloat16", "int4", "int8", "device"), ("bfloat16", "int4", "int8", "host"),
+               ("bfloat16", "int4", "stored", "device")])
 assert rows == want, rows
 for b in d["bench"]:
     assert b["rc"] == 0 and "error" not in b, b
@@ -59,7 +63,9 @@ for b in d["bench"]:
 print("rows:", rows)
 PY
 set +e
-for bad in "--bench-weights" "--bench-weights int3" "--bench-weights int4:int4" "--frobnicate"; do
+for bad in "--bench-weights" "--bench-weights int3" "--bench-weights int4:int4" \
+           "--bench-weights int3:int8:host" "--bench-weights int4:int8:cpu" \
+           "--bench-weights int4:int8:host:x" "--frobnicate"; do
   # shellcheck disable=SC2086
   check $bad 2>"$stub/err"; rc=$?
   [ "$rc" = 2 ] && [ "$(wc -l < "$stub/err")" = 1 ] ||
