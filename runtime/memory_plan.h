@@ -154,7 +154,8 @@ struct Plan {
 
 // Plans `req`. Throws UserError for a request that cannot be planned at all (tp invalid for
 // the model, listing the valid sizes; utilization outside (0, 1]; max_model_len beyond the
-// model's max; host embeddings for a tied model with a stored lm_head). A plan that does not fit is not an error: fits is false and options say why.
+// model's max; host embeddings for a tied model with a stored lm_head). A plan that does not
+// fit is not an error: fits is false and options say why.
 Plan make_plan(const PlanRequest& req);
 
 // Tensor-parallel sizes the model can be split over, 1 .. max_tp.

@@ -201,7 +201,8 @@ TEST(KernelElementwise, ConvertToF32SpecialValues) {
 TEST(KernelElementwise, ConvertCpuBetweenFloatTypes) {
   const int64_t n = 4096 + 37;
   std::vector<float> f(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) f[size_t(i)] = float(std::sin(0.37 * double(i)) * 70000.0 / (1 + i % 13));
+  for (int64_t i = 0; i < n; ++i)  // up to +-70000: some beyond f16's range
+    f[size_t(i)] = float(std::sin(0.37 * double(i)) * 70000.0 / double(1 + i % 13));
   std::vector<uint16_t> h(f.size()), b(f.size()), hb(f.size());
   convert_cpu(f.data(), DType::F32, h.data(), DType::F16, n);
   convert_cpu(f.data(), DType::F32, b.data(), DType::BF16, n);
