@@ -52,10 +52,11 @@ int main(int argc, char** argv) {
   if (argc > 1) omp_set_num_threads(std::atoi(argv[1]));
   const Shape shapes[] = {
       {1, 768, 2048, "stories110m up"},  {1, 2048, 768, "stories110m down"},
-      {2, 768, 2048, "stories110m up x2"},
+      {2, 768, 2048, "stories110m up x2"}, {4, 768, 2048, "stories110m up x4"},
       {1, 3584, 4608, "qwen7b qkv"},     {1, 3584, 37888, "qwen7b gate+up"},
-      {1, 18944, 3584, "qwen7b down"},   {2, 3584, 37888, "qwen7b gate+up x2"},
-      {4, 3584, 37888, "qwen7b gate+up x4"}, {1, 3584, 152064, "qwen7b lm_head"},
+      {1, 18944, 3584, "qwen7b down"},   {2, 18944, 3584, "qwen7b down x2"},
+      {4, 18944, 3584, "qwen7b down x4"}, {2, 3584, 37888, "qwen7b gate+up x2"},
+      {4, 3584, 37888, "qwen7b gate+up x4"}, {3, 3584, 4608, "qwen7b qkv x3"}, {1, 3584, 152064, "qwen7b lm_head"},
       {128, 3584, 4608, "qwen7b qkv"},
       {128, 18944, 3584, "qwen7b down"}};
   std::mt19937 rng(1);

@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "kernels/matmul_avx512.h"
+#include "kernels/token_tiles.h"
 
 namespace tessera {
 namespace {
@@ -76,14 +77,9 @@ void micro_kernel(const float* x, int64_t K, const char* w, int64_t n0, int64_t 
 template <int WT, int NR>
 void rows_block(const float* x, int64_t M, int64_t K, const char* w, int64_t n0, int64_t N,
                 const float* bias, float* y) {
-  int64_t m = 0;
-  for (; m + 4 <= M; m += 4) micro_kernel<WT, 4, NR>(x + m * K, K, w, n0, N, bias, y + m * N);
-  switch (M - m) {
-    case 3: micro_kernel<WT, 3, NR>(x + m * K, K, w, n0, N, bias, y + m * N); break;
-    case 2: micro_kernel<WT, 2, NR>(x + m * K, K, w, n0, N, bias, y + m * N); break;
-    case 1: micro_kernel<WT, 1, NR>(x + m * K, K, w, n0, N, bias, y + m * N); break;
-    default: break;
-  }
+  over_token_tiles(M, [&](int64_t m, auto mr) {
+    micro_kernel<WT, decltype(mr)::value, NR>(x + m * K, K, w, n0, N, bias, y + m * N);
+  });
 }
 
 template <int WT, int NR>
@@ -135,14 +131,9 @@ void micro_kernel_bf16dot(const uint16_t* x, int64_t K, const uint16_t* w, int64
 template <int NR>
 void rows_block_bf16dot(const uint16_t* x, int64_t M, int64_t K, const uint16_t* w, int64_t n0,
                         int64_t N, const float* bias, float* y) {
-  int64_t m = 0;
-  for (; m + 4 <= M; m += 4) micro_kernel_bf16dot<4, NR>(x + m * K, K, w, n0, N, bias, y + m * N);
-  switch (M - m) {
-    case 3: micro_kernel_bf16dot<3, NR>(x + m * K, K, w, n0, N, bias, y + m * N); break;
-    case 2: micro_kernel_bf16dot<2, NR>(x + m * K, K, w, n0, N, bias, y + m * N); break;
-    case 1: micro_kernel_bf16dot<1, NR>(x + m * K, K, w, n0, N, bias, y + m * N); break;
-    default: break;
-  }
+  over_token_tiles(M, [&](int64_t m, auto mr) {
+    micro_kernel_bf16dot<decltype(mr)::value, NR>(x + m * K, K, w, n0, N, bias, y + m * N);
+  });
 }
 
 // Decode (M = 1) with an x of up to kRowWiseMaxXBytes (matmul_avx512.h) walks the rows one
@@ -163,55 +154,84 @@ inline void prefetch_lines_ahead(const void* p) {
     _mm_prefetch(static_cast<const char*>(p) + l + kRowWisePrefetchBytes, _MM_HINT_T0);
 }
 
-// x . w_row over K, 64 inputs per step in four independent sums.
-template <int WT>
-float dot_row(const float* x, const void* w_row, int64_t K) {
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                   _mm512_setzero_ps()};
+// Sums four accumulators per token into out[i].
+template <int MR>
+inline void reduce_rows(__m512 (&acc)[MR][4], float* out) {
+  for (int i = 0; i < MR; ++i)
+    out[i] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[i][0], acc[i][1]),
+                                                _mm512_add_ps(acc[i][2], acc[i][3])));
+}
+
+// out[i] = x[i] . w_row over K for the MR tokens of x (rows of K), 64 inputs per step in four
+// independent sums per token; each weight vector is loaded once for all of them.
+template <int WT, int MR>
+void dot_rows(const float* x, int64_t K, const void* w_row, float* out) {
+  __m512 acc[MR][4];
+  for (int i = 0; i < MR; ++i)
+    for (int u = 0; u < 4; ++u) acc[i][u] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 64 <= K; k += 64) {
     prefetch_lines_ahead<64 * (WT == kF32 ? 4 : 2)>(
         static_cast<const char*>(w_row) + k * welem_bytes<WT>());
-    for (int u = 0; u < 4; ++u)
-      acc[u] = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16 * u), load_w<WT>(w_row, k + 16 * u),
-                               acc[u]);
+    for (int u = 0; u < 4; ++u) {
+      const __m512 wv = load_w<WT>(w_row, k + 16 * u);
+      for (int i = 0; i < MR; ++i)
+        acc[i][u] = _mm512_fmadd_ps(_mm512_loadu_ps(x + i * K + k + 16 * u), wv, acc[i][u]);
+    }
   }
-  for (; k + 16 <= K; k += 16)
-    acc[0] = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), load_w<WT>(w_row, k), acc[0]);
+  for (; k + 16 <= K; k += 16) {
+    const __m512 wv = load_w<WT>(w_row, k);
+    for (int i = 0; i < MR; ++i)
+      acc[i][0] = _mm512_fmadd_ps(_mm512_loadu_ps(x + i * K + k), wv, acc[i][0]);
+  }
   if (k < K) {
     const __mmask16 m = __mmask16((1u << (K - k)) - 1u);
-    acc[1] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + k), load_w_masked<WT>(w_row, k, m),
-                             acc[1]);
+    const __m512 wv = load_w_masked<WT>(w_row, k, m);
+    for (int i = 0; i < MR; ++i)
+      acc[i][1] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i * K + k), wv, acc[i][1]);
   }
-  return _mm512_reduce_add_ps(
-      _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  reduce_rows<MR>(acc, out);
 }
 
-// x . w_row in bf16, 128 inputs per step in four independent sums.
-float dot_row_bf16(const uint16_t* x, const uint16_t* w_row, int64_t K) {
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                   _mm512_setzero_ps()};
+// As dot_rows, in bf16: 128 inputs per step.
+template <int MR>
+void dot_rows_bf16(const uint16_t* x, int64_t K, const uint16_t* w_row, float* out) {
+  __m512 acc[MR][4];
+  for (int i = 0; i < MR; ++i)
+    for (int u = 0; u < 4; ++u) acc[i][u] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 128 <= K; k += 128) {
     prefetch_lines_ahead<256>(w_row + k);
-    for (int u = 0; u < 4; ++u)
-      acc[u] = _mm512_dpbf16_ps(acc[u], (__m512bh)_mm512_loadu_si512(x + k + 32 * u),
-                                (__m512bh)_mm512_loadu_si512(w_row + k + 32 * u));
+    for (int u = 0; u < 4; ++u) {
+      const __m512bh wv = (__m512bh)_mm512_loadu_si512(w_row + k + 32 * u);
+      for (int i = 0; i < MR; ++i)
+        acc[i][u] = _mm512_dpbf16_ps(
+            acc[i][u], (__m512bh)_mm512_loadu_si512(x + i * K + k + 32 * u), wv);
+    }
   }
   for (; k < K; k += 32) {
     const __mmask32 m = K - k >= 32 ? ~__mmask32(0) : __mmask32((uint64_t(1) << (K - k)) - 1u);
-    acc[0] = _mm512_dpbf16_ps(acc[0], (__m512bh)_mm512_maskz_loadu_epi16(m, x + k),
-                              (__m512bh)_mm512_maskz_loadu_epi16(m, w_row + k));
+    const __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(m, w_row + k);
+    for (int i = 0; i < MR; ++i)
+      acc[i][0] = _mm512_dpbf16_ps(acc[i][0], (__m512bh)_mm512_maskz_loadu_epi16(m, x + i * K + k),
+                                   wv);
   }
-  return _mm512_reduce_add_ps(
-      _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  reduce_rows<MR>(acc, out);
 }
 
-// y[n] = dot(n) (+ bias[n]) for every row n, rows split over the threads.
-template <class Dot>
-void gemv_rows(int64_t N, const float* bias, float* y, const Dot& dot) {
+// y[i, n] = dots(n)[i] (+ bias[n]) for the M (<= 4) tokens and every row n, rows split over
+// the threads; dots(n, std::integral_constant<int, M>(), out) writes out[0, M).
+template <class Dots>
+void gemv_rows(int64_t M, int64_t N, const float* bias, float* y, const Dots& dots) {
+  token_tail<kMaxTokenTile>(0, M, [&](int64_t, auto mr) {
+    constexpr int MR = decltype(mr)::value;
 #pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < N; ++n) y[n] = dot(n) + (bias ? bias[n] : 0.0f);
+    for (int64_t n = 0; n < N; ++n) {
+      float d[MR];
+      dots(n, mr, d);
+      for (int i = 0; i < MR; ++i) y[i * N + n] = d[i] + (bias ? bias[n] : 0.0f);
+    }
+  });
 }
 
 }  // namespace
@@ -230,8 +250,10 @@ void f32_to_bf16_avx512(const float* x, int64_t n, uint16_t* out) {
 
 void matmul_bf16dot_avx512(const uint16_t* x, int64_t M, int64_t K, const uint16_t* w, int64_t N,
                            const float* bias, float* y) {
-  if (M == 1 && K * 2 <= kRowWiseMaxXBytes)
-    return gemv_rows(N, bias, y, [&](int64_t n) { return dot_row_bf16(x, w + n * K, K); });
+  if (walk_rows(M, K * 2))
+    return gemv_rows(M, N, bias, y, [&](int64_t n, auto mr, float* out) {
+      dot_rows_bf16<decltype(mr)::value>(x, K, w + n * K, out);
+    });
   constexpr int NR = 4;
   const int64_t full_blocks = N / NR;
 #pragma omp parallel
@@ -248,11 +270,13 @@ void matmul_bf16dot_avx512(const uint16_t* x, int64_t M, int64_t K, const uint16
 void matmul_avx512(const float* x, int64_t M, int64_t K, const void* w, int w_dtype, int64_t N,
                    const float* bias, float* y) {
   const char* wb = static_cast<const char*>(w);
-  if (M == 1 && K * 4 <= kRowWiseMaxXBytes) {
+  if (walk_rows(M, K * 4)) {
     auto rows = [&](auto wt) {
       constexpr int WT = decltype(wt)::value;
       const int64_t row = K * welem_bytes<WT>();
-      gemv_rows(N, bias, y, [&](int64_t n) { return dot_row<WT>(x, wb + n * row, K); });
+      gemv_rows(M, N, bias, y, [&](int64_t n, auto mr, float* out) {
+        dot_rows<WT, decltype(mr)::value>(x, K, wb + n * row, out);
+      });
     };
     switch (w_dtype) {
       case kF32: return rows(std::integral_constant<int, kF32>());

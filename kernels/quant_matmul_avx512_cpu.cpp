@@ -11,6 +11,7 @@
 
 #include "kernels/matmul_avx512.h"
 #include "kernels/quant_matmul.h"
+#include "kernels/token_tiles.h"
 
 namespace tessera {
 namespace {
@@ -104,16 +105,18 @@ void int4_tile(const float* xp, int64_t Kp, const QuantMatrix& w, int64_t n0, co
       y[i * w.N + n0 + j] = _mm512_reduce_add_ps(acc[i][j]) + (bias ? bias[n0 + j] : 0.0f);
 }
 
-// int8 decode (M = 1) with an x of up to kRowWiseMaxXBytes walks the rows one after the
-// other, so the matrix is one sequential stream (as the bf16 and fast-mode kernels; why:
+// int8 decode (1 token, or a batch of 2-4: walk_rows) with an x of up to kRowWiseMaxXBytes
+// (kRowWiseMaxBatchXBytes) walks the rows one after the other, so the matrix is one sequential stream (as the bf16 and fast-mode kernels; why:
 // kernels/matmul_avx512.h). Four independent sums hide the FMA latency of a single row.
 // bench/quant_matmul_bench (2 threads, from DRAM): stories110m shapes 12-18 -> 23-27 GB/s;
 // the 7B's K = 3584 (14 KiB of x) measured no better row-wise and keeps the tiles. int4
 // (exact) was slower row-wise (7-8 vs 9-11 GB/s: its table lookups, not the reads, bound
 // it) and keeps its tiles.
-float int8_dot_row(const float* x, const int8_t* row, int64_t K) {
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                   _mm512_setzero_ps()};
+template <int MR>
+void int8_dot_rows(const float* x, int64_t K, const int8_t* row, float* out) {
+  __m512 acc[MR][4];
+  for (int i = 0; i < MR; ++i)
+    for (int u = 0; u < 4; ++u) acc[i][u] = _mm512_setzero_ps();
   auto w16 = [](const int8_t* p) {  // 16 codes as F32
     return _mm512_cvtepi32_ps(
         _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
@@ -121,16 +124,21 @@ float int8_dot_row(const float* x, const int8_t* row, int64_t K) {
   int64_t k = 0;
   for (; k + 64 <= K; k += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(row + k) + kRowWisePrefetchBytes, _MM_HINT_T0);
-    for (int u = 0; u < 4; ++u)
-      acc[u] = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16 * u), w16(row + k + 16 * u), acc[u]);
+    for (int u = 0; u < 4; ++u) {
+      const __m512 wv = w16(row + k + 16 * u);
+      for (int i = 0; i < MR; ++i)
+        acc[i][u] = _mm512_fmadd_ps(_mm512_loadu_ps(x + i * K + k + 16 * u), wv, acc[i][u]);
+    }
   }
   for (; k < K; k += 16) {
     const __mmask16 m = K - k >= 16 ? __mmask16(0xffff) : __mmask16((1u << (K - k)) - 1u);
     const __m512 wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, row + k)));
-    acc[0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + k), wv, acc[0]);
+    for (int i = 0; i < MR; ++i)
+      acc[i][0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i * K + k), wv, acc[i][0]);
   }
-  return _mm512_reduce_add_ps(
-      _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  for (int i = 0; i < MR; ++i)
+    out[i] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[i][0], acc[i][1]),
+                                                _mm512_add_ps(acc[i][2], acc[i][3])));
 }
 
 // W' rows [n0, n0 + NR) into wt ([NR, Kp], in xp's order: each 32-input chunk as its 16
@@ -178,29 +186,28 @@ template <int NR>
 void int4_rows_dequantized(const float* xp, int64_t Kp, int64_t M, const QuantMatrix& w,
                            int64_t n0, const float* bias, float* y, float* wt) {
   dequantize_int4_rows<NR>(w, n0, Kp, wt);
-  int64_t m = 0;
-  for (; m + 4 <= M; m += 4) f32_tile<4, NR>(xp + m * Kp, Kp, wt, n0, w.N, bias, y + m * w.N);
-  for (; m < M; ++m) f32_tile<1, NR>(xp + m * Kp, Kp, wt, n0, w.N, bias, y + m * w.N);
+  over_token_tiles(M, [&](int64_t m, auto mr) {
+    f32_tile<decltype(mr)::value, NR>(xp + m * Kp, Kp, wt, n0, w.N, bias, y + m * w.N);
+  });
 }
 
-// Rows [n0, n0 + NR) for every token, MR tokens at a time.
-template <int MR, int NR, class Tile>
-void rows_block(int64_t M, int64_t N, int64_t n0, const Tile& tile) {
-  int64_t m = 0;
-  for (; m + MR <= M; m += MR) tile.template run<MR, NR>(m, n0);
-  for (; m < M; ++m) tile.template run<1, NR>(m, n0);
-  (void)N;
+// Rows [n0, n0 + NR) for every token, up to 4 tokens at a time.
+template <int NR, class Tile>
+void rows_block(int64_t M, int64_t n0, const Tile& tile) {
+  over_token_tiles(M, [&](int64_t m, auto mr) {
+    tile.template run<decltype(mr)::value, NR>(m, n0);
+  });
 }
 
-template <int MR, int NR, class Tile>
+template <int NR, class Tile>
 void run_tiles(int64_t M, int64_t N, const Tile& tile) {
   const int64_t full_blocks = N / NR;
 #pragma omp parallel
   {
 #pragma omp for schedule(static)
-    for (int64_t b = 0; b < full_blocks; ++b) rows_block<MR, NR>(M, N, b * NR, tile);
+    for (int64_t b = 0; b < full_blocks; ++b) rows_block<NR>(M, b * NR, tile);
 #pragma omp for schedule(static)
-    for (int64_t n = full_blocks * NR; n < N; ++n) rows_block<MR, 1>(M, N, n, tile);
+    for (int64_t n = full_blocks * NR; n < N; ++n) rows_block<1>(M, n, tile);
   }
 }
 
@@ -229,26 +236,32 @@ struct Int4Tiles {
 
 void quant_matmul_int8_avx512(const float* x, int64_t M, const QuantMatrix& w,
                               const float* bias, float* y) {
-  if (M == 1 && w.K * 4 <= kRowWiseMaxXBytes) {
+  if (walk_rows(M, w.K * 4)) {
+    token_tail<kMaxTokenTile>(0, M, [&](int64_t, auto mr) {
+      constexpr int MR = decltype(mr)::value;
 #pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < w.N; ++n)
-      y[n] = int8_dot_row(x, static_cast<const int8_t*>(w.q) + n * w.K, w.K) * w.scales[n] +
-             (bias ? bias[n] : 0.0f);
+      for (int64_t n = 0; n < w.N; ++n) {
+        float d[MR];
+        int8_dot_rows<MR>(x, w.K, static_cast<const int8_t*>(w.q) + n * w.K, d);
+        for (int i = 0; i < MR; ++i)
+          y[i * w.N + n] = d[i] * w.scales[n] + (bias ? bias[n] : 0.0f);
+      }
+    });
     return;
   }
   const Int8Tiles t{x, w, bias, y};
   // Decode (M = 1) with a larger x: 8 weight rows at once keep more loads in flight;
   // prefill: 4 x 4 tiles.
-  if (M == 1) run_tiles<1, 8>(M, w.N, t);
-  else run_tiles<4, 4>(M, w.N, t);
+  if (M == 1) run_tiles<8>(M, w.N, t);
+  else run_tiles<4>(M, w.N, t);
 }
 
 void quant_matmul_int4_avx512(const float* xp, int64_t Kp, int64_t M, const QuantMatrix& w,
                               const float* bias, float* y, float* wbuf) {
   if (M < kInt4DequantizeTokens) {
     const Int4Tiles t{xp, Kp, w, bias, y};
-    if (M == 1) run_tiles<1, 4>(M, w.N, t);
-    else run_tiles<4, 2>(M, w.N, t);
+    if (M == 1) run_tiles<4>(M, w.N, t);
+    else run_tiles<2>(M, w.N, t);
     return;
   }
   constexpr int NR = 4;

@@ -92,7 +92,7 @@ using MatmulFn = void (*)(const float*, int64_t, int64_t, const void*, DType, in
 TEST(KernelMatmulShapes, OddShapesAllDtypesAgainstDoubleReference) {
   std::mt19937 rng(1234);
   std::uniform_real_distribution<float> ud(-1.0f, 1.0f);
-  const int64_t Ms[] = {1, 3, 4, 5, 17, 128};
+  const int64_t Ms[] = {1, 2, 3, 4, 5, 6, 7, 17, 128};
   const int64_t Ks[] = {1, 15, 16, 17, 100, 768};
   const int64_t Ns[] = {1, 3, 4, 5, 33};
   const struct { MatmulFn fn; const char* name; } fns[] = {
