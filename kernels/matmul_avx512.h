@@ -14,18 +14,21 @@ namespace tessera {
 constexpr int64_t kRowWiseMaxXBytes = 8192;
 constexpr int64_t kRowWisePrefetchBytes = 2048;
 // A decode batch of 2-4 tokens walks the rows too (each weight vector loaded once for all of
-// them) while their x, all together, take at most kRowWiseMaxBatchXBytes: measured with
-// bench/quant_matmul_bench (fast mode, 2 threads, from DRAM), Qwen2.5-7B gate+up with 4
-// tokens (14 KiB of int8 x) went from 7.5 to 3.9-4.3 ms in int4, 2 tokens 4.1-4.9 to 2.5-2.7
-// ms; its down_proj (37 KiB of x for 2 tokens) ran 20-45% slower row-wise and keeps tiles.
-constexpr int64_t kRowWiseMaxBatchXBytes = 16384;
+// them) while their x, all together, take at most max_batch_x_bytes: kRowWiseMaxXBytes, or
+// kRowWiseMaxInt4BatchXBytes for fast-mode int4, whose rows are half as long. Measured with
+// bench/quant_matmul_bench and bench/matmul_bench (2 threads, from DRAM, interleaved rounds):
+// Qwen2.5-7B gate+up, fast int4, 4 tokens (14 KiB of int8 x): tiles 5.5-8.3 ms, row walk
+// 3.9-5.9; with the same 14 KiB of x fast int8 (4 tokens: 6.2-6.9 -> 7.6-8.2 ms) and bf16
+// (2 tokens: 9.6-10.6 -> 11.0-12.0 ms) ran slower row-wise and keep tiles.
+constexpr int64_t kRowWiseMaxInt4BatchXBytes = 16384;
 constexpr int64_t kRowWiseMaxBatchTokens = 4;
 
 // Whether M tokens whose x rows take x_row_bytes each (as the kernel reads them) walk the
 // weight rows one after the other rather than in tiles of rows.
-inline bool walk_rows(int64_t M, int64_t x_row_bytes) {
+inline bool walk_rows(int64_t M, int64_t x_row_bytes,
+                      int64_t max_batch_x_bytes = kRowWiseMaxXBytes) {
   if (M == 1) return x_row_bytes <= kRowWiseMaxXBytes;
-  return M <= kRowWiseMaxBatchTokens && M * x_row_bytes <= kRowWiseMaxBatchXBytes;
+  return M <= kRowWiseMaxBatchTokens && M * x_row_bytes <= max_batch_x_bytes;
 }
 
 // w_dtype: the integer value of tessera::DType (F32, F16 or BF16).

@@ -105,9 +105,10 @@ void int4_tile(const float* xp, int64_t Kp, const QuantMatrix& w, int64_t n0, co
       y[i * w.N + n0 + j] = _mm512_reduce_add_ps(acc[i][j]) + (bias ? bias[n0 + j] : 0.0f);
 }
 
-// int8 decode (1 token, or a batch of 2-4: walk_rows) with an x of up to kRowWiseMaxXBytes
-// (kRowWiseMaxBatchXBytes) walks the rows one after the other, so the matrix is one sequential stream (as the bf16 and fast-mode kernels; why:
-// kernels/matmul_avx512.h). Four independent sums hide the FMA latency of a single row.
+// int8 decode (1 token, or a batch of 2-4 together: walk_rows) with an x of up to
+// kRowWiseMaxXBytes walks the rows one after the other, so the matrix is one sequential
+// stream (as the bf16 and fast-mode kernels; why: kernels/matmul_avx512.h). Four
+// independent sums hide the FMA latency of a single row.
 // bench/quant_matmul_bench (2 threads, from DRAM): stories110m shapes 12-18 -> 23-27 GB/s;
 // the 7B's K = 3584 (14 KiB of x) measured no better row-wise and keeps the tiles. int4
 // (exact) was slower row-wise (7-8 vs 9-11 GB/s: its table lookups, not the reads, bound

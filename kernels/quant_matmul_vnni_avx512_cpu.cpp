@@ -261,7 +261,8 @@ void quant_matmul_q8_avx512(const float* x, int64_t M, const QuantMatrix& w, con
 #pragma omp parallel for schedule(static) if (M * w.K > 65536)
   for (int64_t m = 0; m < M; ++m) quantize_token(x + m * w.K, w.K, w.int4, *ap, m);
   const Tiles t{a, w, bias, y};
-  if (walk_rows(M, w.K)) run_tiles<kMaxTokenTile, 1>(M, t);
+  if (walk_rows(M, w.K, w.int4 ? kRowWiseMaxInt4BatchXBytes : kRowWiseMaxXBytes))
+    run_tiles<kMaxTokenTile, 1>(M, t);
   else if (M == 1) run_tiles<1, 8>(M, t);
   else run_tiles<kMaxTokenTile, 4>(M, t);
 }

@@ -82,14 +82,15 @@ std::vector<float> random_x(int64_t M, int64_t K, std::mt19937& rng) {
 }
 
 // Decode (M = 1) walks rows of K <= 8192 one by one, longer ones in 8-row tiles (with 5
-// rows left over here): both are covered. Batches of 2-4 tokens walk the rows while their x
-// takes at most 16 KiB (else tiles: M 2, K 8300); more tokens go 4 to a tile, then one tile
-// of the 1-3 left (M 5, 6, 7).
+// rows left over here): both are covered. Batches of 2-4 tokens walk the rows while their x,
+// all together, take at most 8 KiB (int8) or 16 KiB (int4): M 4 K 3000 walks in int4 and
+// tiles in int8, M 2 K 8300 tiles in both; more tokens go 4 to a tile, then one tile of the
+// 1-3 left (M 5, 6, 7).
 struct Shape { int64_t M, K, N; };
 const Shape kShapes[] = {{1, 384, 37}, {1, 4096, 64}, {1, 200, 9}, {1, 8300, 21},
                          {3, 1000, 33}, {17, 384, 130}, {64, 640, 19}, {5, 130, 8},
                          {2, 384, 13}, {6, 256, 10}, {7, 640, 9}, {4, 1000, 17},
-                         {2, 8300, 11}};
+                         {2, 8300, 11}, {4, 3000, 9}};
 
 class QuantMatmulQ8 : public ::testing::TestWithParam<bool> {};  // int4?
 

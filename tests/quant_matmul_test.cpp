@@ -18,12 +18,14 @@ namespace {
 // int8 decode (M = 1) walks rows one by one up to K = 2048 (K 320, 200, 1000 here: no,
 // one, several partial steps), in 8-row tiles beyond (K 4096).
 struct Shape { int64_t M, K, N; };
-// int8 batches of 2-4 tokens walk the rows while their F32 x takes at most 16 KiB (M 2, 3, 4
-// here; M 2 K 2100 does not); more tokens go 4 to a tile, then one tile of the 1-3 left
-// (M 5, 6, 7); int4 with 4 or more tokens dequantizes rows first.
+// int8 batches of 2-4 tokens walk the rows while their F32 x, all together, take at most
+// 8 KiB (M 2 K 384, M 4 K 500; not M 3 or 4 K 1000 nor M 2 K 2100); more tokens go 4 to a
+// tile, then one tile of the 1-3 left (M 5, 6, 7); int4 with 4 or more tokens dequantizes
+// rows first.
 const Shape kShapes[] = {{1, 320, 37}, {1, 4096, 64}, {1, 200, 9}, {1, 1000, 11}, {3, 1000, 33},
                          {17, 384, 130}, {64, 1000, 19}, {5, 130, 8}, {2, 384, 13},
-                         {6, 256, 10}, {7, 640, 9}, {4, 1000, 17}, {2, 2100, 11}};
+                         {6, 256, 10}, {7, 640, 9}, {4, 1000, 17}, {2, 2100, 11},
+                         {4, 500, 7}};
 
 class QuantMatmul : public ::testing::TestWithParam<WeightFormat> {};
 
