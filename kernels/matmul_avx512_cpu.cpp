@@ -219,21 +219,6 @@ void dot_rows_bf16(const uint16_t* x, int64_t K, const uint16_t* w_row, float* o
   reduce_rows<MR>(acc, out);
 }
 
-// y[i, n] = dots(n)[i] (+ bias[n]) for the M (<= 4) tokens and every row n, rows split over
-// the threads; dots(n, std::integral_constant<int, M>(), out) writes out[0, M).
-template <class Dots>
-void gemv_rows(int64_t M, int64_t N, const float* bias, float* y, const Dots& dots) {
-  token_tail<kMaxTokenTile>(0, M, [&](int64_t, auto mr) {
-    constexpr int MR = decltype(mr)::value;
-#pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
-      float d[MR];
-      dots(n, mr, d);
-      for (int i = 0; i < MR; ++i) y[i * N + n] = d[i] + (bias ? bias[n] : 0.0f);
-    }
-  });
-}
-
 }  // namespace
 
 void f32_to_bf16_avx512(const float* x, int64_t n, uint16_t* out) {
@@ -251,7 +236,7 @@ void f32_to_bf16_avx512(const float* x, int64_t n, uint16_t* out) {
 void matmul_bf16dot_avx512(const uint16_t* x, int64_t M, int64_t K, const uint16_t* w, int64_t N,
                            const float* bias, float* y) {
   if (walk_rows(M, K * 2))
-    return gemv_rows(M, N, bias, y, [&](int64_t n, auto mr, float* out) {
+    return gemv_rows(M, N, nullptr, bias, y, [&](int64_t n, auto mr, float* out) {
       dot_rows_bf16<decltype(mr)::value>(x, K, w + n * K, out);
     });
   constexpr int NR = 4;
@@ -274,7 +259,7 @@ void matmul_avx512(const float* x, int64_t M, int64_t K, const void* w, int w_dt
     auto rows = [&](auto wt) {
       constexpr int WT = decltype(wt)::value;
       const int64_t row = K * welem_bytes<WT>();
-      gemv_rows(M, N, bias, y, [&](int64_t n, auto mr, float* out) {
+      gemv_rows(M, N, nullptr, bias, y, [&](int64_t n, auto mr, float* out) {
         dot_rows<WT, decltype(mr)::value>(x, K, wb + n * row, out);
       });
     };

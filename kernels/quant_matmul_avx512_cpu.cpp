@@ -238,17 +238,9 @@ struct Int4Tiles {
 void quant_matmul_int8_avx512(const float* x, int64_t M, const QuantMatrix& w,
                               const float* bias, float* y) {
   if (walk_rows(M, w.K * 4)) {
-    token_tail<kMaxTokenTile>(0, M, [&](int64_t, auto mr) {
-      constexpr int MR = decltype(mr)::value;
-#pragma omp parallel for schedule(static)
-      for (int64_t n = 0; n < w.N; ++n) {
-        float d[MR];
-        int8_dot_rows<MR>(x, w.K, static_cast<const int8_t*>(w.q) + n * w.K, d);
-        for (int i = 0; i < MR; ++i)
-          y[i * w.N + n] = d[i] * w.scales[n] + (bias ? bias[n] : 0.0f);
-      }
+    return gemv_rows(M, w.N, w.scales, bias, y, [&](int64_t n, auto mr, float* out) {
+      int8_dot_rows<decltype(mr)::value>(x, w.K, static_cast<const int8_t*>(w.q) + n * w.K, out);
     });
-    return;
   }
   const Int8Tiles t{x, w, bias, y};
   // Decode (M = 1) with a larger x: 8 weight rows at once keep more loads in flight;

@@ -29,4 +29,22 @@ inline void over_token_tiles(int64_t M, const Tile& tile) {
   token_tail<MaxMR - 1>(m, M - m, tile);
 }
 
+// y[i, n] = dots(n)[i] * (row_scale ? row_scale[n] : 1) (+ bias[n]) for the M (<= 4) tokens
+// and every weight row n, rows split over the threads; dots(n, std::integral_constant<int,
+// M>(), out) writes out[0, M). The row walk of walk_rows (kernels/matmul_avx512.h).
+template <class Dots>
+void gemv_rows(int64_t M, int64_t N, const float* row_scale, const float* bias, float* y,
+               const Dots& dots) {
+  token_tail<kMaxTokenTile>(0, M, [&](int64_t, auto mr) {
+    constexpr int MR = decltype(mr)::value;
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      float d[MR];
+      dots(n, mr, d);
+      const float s = row_scale ? row_scale[n] : 1.0f, b = bias ? bias[n] : 0.0f;
+      for (int i = 0; i < MR; ++i) y[i * N + n] = d[i] * s + b;
+    }
+  });
+}
+
 }  // namespace tessera
