@@ -41,9 +41,10 @@ void add_model_options(CLI::App* cmd, ModelArgs& a) {
   cmd->add_option("--threads", a.threads, "CPU threads (0: all cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--precision", a.precision,
-                  "CPU math: exact (F32 activations) | fast (linear layers read bf16 activations, "
+                  "CPU math: auto (int8 activations for int8/int4 weights, F32 for the others) | "
+                  "exact (F32 activations) | fast (linear layers read bf16 activations, "
                   "AVX512-BF16; int8 ones for int8/int4 weights, AVX512-VNNI)")
-      ->check(CLI::IsMember({"exact", "fast"}));
+      ->check(CLI::IsMember({"auto", "exact", "fast"}));
   cmd->add_flag("!--no-cuda-graphs", a.cuda_graphs,
                 "CUDA: run decode steps without CUDA graphs (also TESSERA_CUDA_GRAPHS=0)");
   cmd->add_option("--weights", a.weights,
@@ -132,8 +133,9 @@ static std::unique_ptr<Backend> make_backend(const ModelArgs& a, const ModelConf
     throw UserError("no CUDA device: this tessera was built without CUDA (TESSERA_CUDA=OFF)");
 #endif
   }
-  return make_cpu_backend(
-      a.threads, a.precision == "fast" ? CpuPrecision::Fast : CpuPrecision::Exact);
+  return make_cpu_backend(a.threads, a.precision == "fast"    ? CpuPrecision::Fast
+                                     : a.precision == "exact" ? CpuPrecision::Exact
+                                                              : CpuPrecision::QuantizedFast);
 }
 
 LoadedModel load_model(const ModelArgs& a) {

@@ -18,7 +18,7 @@ struct ModelArgs {
   std::string device = "cpu";    // auto | cpu | cuda | cuda:N
   int threads = 0;               // 0: all cores
   int tp = 0;                    // 0: whatever mpirun started (1 without mpirun)
-  std::string precision = "exact";  // CPU: exact (F32 activations) | fast (bf16 / int8 ones)
+  std::string precision = "auto";  // CPU: auto (int8 x for int8/int4 weights) | exact | fast
   bool cuda_graphs = true;       // --no-cuda-graphs: run decode steps without CUDA graphs
   std::string weights = "stored";  // *_proj weights: stored | int8 | int4 (runtime/quant.h)
   std::string lm_head = "stored";  // stored | int8 (per-row RTN)

@@ -43,7 +43,11 @@ class CpuBackend final : public Backend {
     if (threads > 0) omp_set_num_threads(threads);
   }
   std::string name() const override {
-    return precision_ == CpuPrecision::Fast ? "cpu (fast: bf16 / int8 activations)" : "cpu";
+    switch (precision_) {
+      case CpuPrecision::Fast: return "cpu (fast: bf16 / int8 activations)";
+      case CpuPrecision::QuantizedFast: return "cpu (int8 activations for int8/int4 weights)";
+      default: return "cpu";
+    }
   }
   Device device() const override { return Device::CPU; }
   DType compute_dtype() const override { return DType::F32; }
@@ -107,7 +111,7 @@ class CpuBackend final : public Backend {
            "x " + x.shape_str() + " vs weight " + w.weight.shape_str());
     EXPECT(out.dim(0) == M && out.row_size() == N, "linear", "out " + out.shape_str());
     const float* bias = w.bias.empty() ? nullptr : w.bias.ptr<float>();
-    if (w.format != WeightFormat::Dense && precision_ == CpuPrecision::Fast)  // int8 x, VNNI
+    if (w.format != WeightFormat::Dense && precision_ != CpuPrecision::Exact)  // int8 x, VNNI
       return quant_matmul_cpu_q8(x.ptr<float>(), M, quant_matrix(w), bias, out.ptr<float>());
     if (w.format != WeightFormat::Dense)
       return quant_matmul_cpu(x.ptr<float>(), M, quant_matrix(w), bias, out.ptr<float>());

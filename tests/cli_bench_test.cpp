@@ -1,7 +1,7 @@
 // `tessera bench` through the real binary on a tiny config with dummy weights: the JSON has a
 // prefill row per requested length (tokens/s, TFLOP/s) and a decode row per batch, all with
 // positive numbers; --depth decodes from a cached context; bad row lists are one-line errors
-// (exit 2).
+// (exit 2); --precision's modes.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -120,6 +120,35 @@ TEST(CliBench, HumanTableAndBadLists) {
     EXPECT_NE(r.err.find("--batches"), std::string::npos) << r.err;
     EXPECT_EQ(r.out, "");
   }
+}
+
+// --precision: auto (the default) names its rule in the JSON's device; exact and fast theirs;
+// anything else is a usage error (exit 2) that lists the choices.
+TEST(CliBench, PrecisionDefaultsToAuto) {
+  const std::string cfg = tiny_config();
+  const std::vector<std::string> base = {"bench", "--load-format", "dummy", "--model-config",
+                                         cfg, "--threads", "1", "-p", "0", "-n", "1", "-r",
+                                         "1", "--weights", "int8", "--json"};
+  const struct { const char* flag; const char* device; } cases[] = {
+      {nullptr, "cpu (int8 activations for int8/int4 weights)"},
+      {"auto", "cpu (int8 activations for int8/int4 weights)"},
+      {"exact", "cpu"},
+      {"fast", "cpu (fast: bf16 / int8 activations)"}};
+  for (const auto& c : cases) {
+    std::vector<std::string> args = base;
+    if (c.flag) args.insert(args.end(), {"--precision", c.flag});
+    const CliRun r = run_tessera(args);
+    ASSERT_EQ(r.code, 0) << r.err;
+    json j;
+    ASSERT_NO_THROW(j = json::parse(last_line(r.out))) << r.out;
+    EXPECT_EQ(j["device"], c.device) << (c.flag ? c.flag : "(default)");
+  }
+  std::vector<std::string> args = base;
+  args.insert(args.end(), {"--precision", "int8"});
+  const CliRun bad = run_tessera(args);
+  EXPECT_EQ(bad.code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("--precision"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("auto"), std::string::npos) << bad.err;
 }
 
 }  // namespace

@@ -135,8 +135,10 @@ TEST(QuantMatmulQ8Fallback, OtherGroupSizesKeepF32Activations) {
             std::sqrt(double(K)) * std::ldexp(1.0, -24));
 }
 
-// The CPU backend's fast mode takes the int8-activation path; the exact mode keeps F32 x.
-TEST(QuantMatmulQ8Backend, FastModeQuantizesActivationsExactModeDoesNot) {
+// The CPU backend's fast and auto (QuantizedFast) modes take the int8-activation path for int8
+// / int4 weights; the exact mode keeps F32 x. Auto keeps F32 x for a dense weight too (the
+// fast mode rounds it to bf16: matmul_fast_test).
+TEST(QuantMatmulQ8Backend, FastAndAutoModesQuantizeActivationsExactModeDoesNot) {
   if (!cpu_has_avx512_vnni()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
   std::mt19937 rng(23);
   const int64_t M = 3, K = 512, N = 20;
@@ -144,18 +146,20 @@ TEST(QuantMatmulQ8Backend, FastModeQuantizesActivationsExactModeDoesNot) {
   for (int64_t i = 0; i < N * K; ++i)
     wt.ptr<float>()[i] = std::normal_distribution<float>(0.0f, 0.05f)(rng);
   const std::vector<float> x = random_x(M, K, rng);
-  for (WeightFormat f : {WeightFormat::Int8, WeightFormat::Int4}) {
-    for (CpuPrecision p : {CpuPrecision::Exact, CpuPrecision::Fast}) {
+  for (WeightFormat f : {WeightFormat::Dense, WeightFormat::Int8, WeightFormat::Int4}) {
+    for (CpuPrecision p : {CpuPrecision::Exact, CpuPrecision::Fast, CpuPrecision::QuantizedFast}) {
+      if (f == WeightFormat::Dense && p == CpuPrecision::Fast) continue;  // bf16 x
       auto backend = make_cpu_backend(1, p);
       const LinearWeight q = backend->upload_linear(quantize_weight(wt, f));
       Tensor xt = host_tensor(DType::F32, {M, K}), out = host_tensor(DType::F32, {M, N});
       std::copy(x.begin(), x.end(), xt.ptr<float>());
       backend->linear(xt, q, out);
       const std::vector<float> got(out.ptr<float>(), out.ptr<float>() + M * N);
-      const std::vector<float> seen = p == CpuPrecision::Fast ? quantized_activations(x, M, K) : x;
+      const bool int8_x = f != WeightFormat::Dense && p != CpuPrecision::Exact;
+      const std::vector<float> seen = int8_x ? quantized_activations(x, M, K) : x;
       EXPECT_LT(rel_error(got, exact_matmul(seen, M, K, dequantize_weight(q), N, nullptr)),
                 std::sqrt(double(K)) * std::ldexp(1.0, -24))
-          << weight_format_name(f) << (p == CpuPrecision::Fast ? " fast" : " exact");
+          << weight_format_name(f) << " " << backend->name();
     }
   }
 }
