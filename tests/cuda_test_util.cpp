@@ -1,6 +1,7 @@
 #include "tests/cuda_test_util.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "kernels/embedding.h"
@@ -94,6 +95,14 @@ Backend& gpu_backend(DType dt) {
   const int i = dt == DType::F16 ? 0 : dt == DType::BF16 ? 1 : 2;
   if (b[i] == nullptr) b[i] = make_cuda_backend(0, dt).release();
   return *b[i];
+}
+
+bool gpu_computes_in(DType dt) {
+  const DType got = gpu_backend(dt).compute_dtype();
+  if (got != dt)
+    std::printf("[   NOTE   ] %s pass not run: this GPU computes in %s\n", dtype_name(dt),
+                dtype_name(got));
+  return got == dt;
 }
 
 Tensor gpu_from(const std::vector<float>& v, DType dt, std::initializer_list<int64_t> dims) {

@@ -47,12 +47,15 @@ std::vector<float> values_of(Backend& b, const Tensor& t);
 // Backends shared by the CUDA tests (created once; the CUDA one needs a GPU and a CUDA build).
 Backend& cpu_backend();
 Backend& gpu_backend(DType compute_dtype);
+// Whether gpu_backend(dt) computes in dt (false for BF16 below sm_80; prints a note then).
+bool gpu_computes_in(DType dt);
 
 }  // namespace tessera::test
 
 // TESSERA_CUDA_OP_TEST(op) { body using `dt` }: registers test CudaOps.op, which runs the body
-// for F16 and for BF16 on a GPU and skips visibly otherwise. Without a CUDA build the body is
-// an uninstantiated template (it still compiles; nothing links against CUDA), so the same
+// for F16 and for BF16 on a GPU (BF16 only where the GPU computes in it: make_cuda_backend
+// turns BF16 into F16 below sm_80) and skips visibly otherwise. Without a CUDA build the body
+// is an uninstantiated template (it still compiles; nothing links against CUDA), so the same
 // test names exist in every build and the registry test can check them.
 #ifdef TESSERA_HAVE_CUDA
 #define TESSERA_CUDA_OP_TEST(op)                                              \
@@ -60,6 +63,7 @@ Backend& gpu_backend(DType compute_dtype);
   TEST(CudaOps, op) {                                                         \
     TESSERA_REQUIRE_GPU();                                                    \
     for (::tessera::DType dt : {::tessera::DType::F16, ::tessera::DType::BF16}) { \
+      if (!::tessera::test::gpu_computes_in(dt)) continue; /* sm_75: no bf16 */ \
       SCOPED_TRACE(::tessera::dtype_name(dt));                                \
       cuda_op_##op(dt);                                                       \
       if (HasFatalFailure()) return;                                          \
