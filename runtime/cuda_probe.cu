@@ -20,12 +20,15 @@ CudaInfo probe_cuda() {
   if (info.device_count > 0) {
     cudaDeviceProp prop{};
     if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) info.device_name = prop.name;
-    cublasHandle_t h = nullptr;
-    if (cublasCreate(&h) == CUBLAS_STATUS_SUCCESS) {
-      cublasGetVersion(h, &info.cublas_version);
-      cublasDestroy(h);
-    }
   }
+  // The library's version without a handle: cublasCreate would make a context on device 0
+  // that lasts to the process's end (every rank of `mpirun` would hold one on GPU 0, outside
+  // the memory plan; `--device cuda:1` too).
+  int major = 0, minor = 0, patch = 0;
+  if (cublasGetProperty(MAJOR_VERSION, &major) == CUBLAS_STATUS_SUCCESS &&
+      cublasGetProperty(MINOR_VERSION, &minor) == CUBLAS_STATUS_SUCCESS &&
+      cublasGetProperty(PATCH_LEVEL, &patch) == CUBLAS_STATUS_SUCCESS)
+    info.cublas_version = major * 10000 + minor * 100 + patch;  // cublasGetVersion's encoding
   return info;
 }
 
