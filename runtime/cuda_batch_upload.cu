@@ -46,11 +46,16 @@ BatchTensors CudaBatchUpload::upload(const Batch& b, cudaStream_t stream,
     check(cudaEventCreateWithFlags(&staged_, cudaEventDisableTiming), "cudaEventCreate");
   check(cudaEventSynchronize(staged_), "batch staging");
   if (bytes > capacity_) {
-    capacity_ = std::max(bytes * 2, size_t(4096));
+    const size_t capacity = std::max(bytes * 2, size_t(4096));
     check(cudaStreamSynchronize(stream), "batch realloc");
     before_realloc();
-    staging_ = cuda_pinned_alloc(capacity_);
-    device_ = cuda_device_alloc(capacity_, "the batch index arrays");
+    // Both buffers first, then the capacity: when an allocation throws (the engine reports
+    // the step's error and serves on), the old buffers and their capacity stay consistent.
+    std::shared_ptr<void> staging = cuda_pinned_alloc(capacity);
+    std::shared_ptr<void> device = cuda_device_alloc(capacity, "the batch index arrays");
+    staging_ = std::move(staging);
+    device_ = std::move(device);
+    capacity_ = capacity;
   }
   int32_t* host = static_cast<int32_t*>(staging_.get());
   int32_t* dev = static_cast<int32_t*>(device_.get());
