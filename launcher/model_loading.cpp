@@ -9,9 +9,11 @@
 #include "parallel/device_comm.h"
 #include "parallel/world_comm.h"
 #include "runtime/error.h"
+#include "runtime/memory_plan.h"
 #include "runtime/quant.h"
 #include "runtime/weights.h"
 #ifdef TESSERA_HAVE_CUDA
+#include "runtime/backend_cuda.h"
 #include "runtime/cuda_probe.h"
 #endif
 
@@ -83,26 +85,11 @@ static DType parse_dtype(const std::string& s, DType fallback) {
   return fallback;
 }
 
-// The KV cache dtype --kv-cache asks for, if this backend's kernels read it: the CPU's F32
-// or I8, CUDA's compute dtype or I8 (q and the cache share one dtype in its attention).
-static DType kv_cache_dtype(const std::string& s, const Backend& b) {
-  const bool cpu = b.device() == Device::CPU;
-  const DType plain = cpu ? DType::F32 : b.compute_dtype();
-  if (s == "auto") return plain;
-  if (s == "int8") return DType::I8;
-  const char* name = plain == DType::F32 ? "fp32" : plain == DType::F16 ? "fp16" : "bf16";
-  require(parse_dtype(s, plain) == plain,
-          "--kv-cache " + s + " is not supported " +
-              (cpu ? std::string("on the CPU: use fp32 (auto) or int8")
-                   : "with compute dtype " + std::string(name) + ": use " + name +
-                         " (auto) or int8, or --dtype to match"));
-  return plain;
-}
-
 // The backend --device asks for. auto: a GPU when probe_cuda() sees one, else the CPU with a
 // notice. cuda (no index): the GPU of this rank's local rank.
 static std::unique_ptr<Backend> make_backend(const ModelArgs& a, const ModelConfig& cfg,
-                                             const World& world) {
+                                             const World& world, bool* gpu_bf16) {
+  *gpu_bf16 = false;
   std::string dev = a.device;
   if (dev == "auto") {
 #ifdef TESSERA_HAVE_CUDA
@@ -127,6 +114,7 @@ static std::unique_ptr<Backend> make_backend(const ModelArgs& a, const ModelConf
     if (dev == "cuda" && gpus > 0 && world.local_size > gpus && world.local_rank < gpus)
       std::fprintf(stderr, "notice: %d ranks share %d GPU(s) on this node\n", world.local_size,
                    gpus);
+    *gpu_bf16 = cuda_select_device(index).major >= 8;
     DType fallback = cfg.torch_dtype == DType::F16 ? DType::F16 : DType::BF16;
     return make_cuda_backend(index, parse_dtype(a.dtype, fallback));
 #else
@@ -159,7 +147,8 @@ LoadedModel load_model(const ModelArgs& a) {
     src = open_checkpoint_source(a.model_dir);
   }
   std::unique_ptr<Comm> job = make_world_comm();
-  lm.backend = make_backend(a, cfg, job->world());
+  bool gpu_bf16 = false;
+  lm.backend = make_backend(a, cfg, job->world(), &gpu_bf16);
   int gpus = 0;
 #ifdef TESSERA_HAVE_CUDA
   if (lm.backend->device() == Device::CUDA) gpus = probe_cuda().device_count;
@@ -170,7 +159,11 @@ LoadedModel load_model(const ModelArgs& a) {
     std::fprintf(stderr, "tensor parallel: %d ranks, collectives over %s\n",
                  lm.comm->world().size, chosen.c_str());
   if (!a.cuda_graphs) lm.backend->set_step_capture(false);
-  const DType kv_dtype = kv_cache_dtype(a.kv_cache, *lm.backend);  // before the slow part
+  std::string kv_note;  // before the slow part
+  const DType kv_dtype = backend_kv_dtype(a.kv_cache, lm.backend->device() == Device::CUDA,
+                                          lm.backend->compute_dtype(), gpu_bf16, &kv_note);
+  if (!kv_note.empty() && lm.comm->world().is_root())
+    std::fprintf(stderr, "notice: %s\n", kv_note.c_str());
   const int world = lm.comm->world().size;
   require(a.tp == 0 || a.tp == world,
           "--tp " + std::to_string(a.tp) + " but " + std::to_string(world) +

@@ -53,6 +53,29 @@ bool parse_kv_dtype(const std::string& s, KvDtype* out) {
   return false;
 }
 
+DType backend_kv_dtype(const std::string& flag, bool cuda, DType compute, bool gpu_bf16,
+                       std::string* note) {
+  const DType plain = cuda ? compute : DType::F32;
+  if (flag == "auto") return plain;
+  KvDtype k{};
+  require(parse_kv_dtype(flag, &k), "--kv-cache " + flag + ": expected auto, fp32, fp16, "
+                                    "bf16 or int8");
+  if (k == KvDtype::INT8) return DType::I8;
+  if (k == KvDtype::BF16 && cuda && !gpu_bf16) {
+    k = KvDtype::FP16;
+    if (note) *note = "--kv-cache bf16 runs as fp16 on this GPU (no bf16 math)";
+  }
+  const DType want = k == KvDtype::FP32 ? DType::F32 : k == KvDtype::FP16 ? DType::F16
+                                                                          : DType::BF16;
+  const char* name = plain == DType::F32 ? "fp32" : plain == DType::F16 ? "fp16" : "bf16";
+  require(want == plain,
+          "--kv-cache " + flag + " is not supported " +
+              (!cuda ? std::string("on the CPU: use fp32 (auto) or int8")
+                     : "with compute dtype " + std::string(name) + ": use " + name +
+                           " (auto) or int8, or --dtype to match"));
+  return plain;
+}
+
 namespace {
 
 // Totals as the cards report them: nvidia-smi's "MiB" column (memory.total), which is what

@@ -274,5 +274,39 @@ TEST(MemoryPlan, BadRequestsAreUserErrors) {
   EXPECT_THROW(make_plan(r), UserError);
 }
 
+// The loader's cache dtype (backend_kv_dtype) and the plan agree: bf16 on a T4 runs as fp16
+// (a note says so); a dtype the backend's kernels do not read is a UserError naming the fix.
+TEST(MemoryPlan, LoaderKvDtypeMatchesThePlan) {
+  std::string note;
+  EXPECT_EQ(backend_kv_dtype("auto", false, DType::F32, false, &note), DType::F32);
+  EXPECT_EQ(backend_kv_dtype("int8", false, DType::F32, false, &note), DType::I8);
+  EXPECT_EQ(backend_kv_dtype("fp32", false, DType::F32, false, &note), DType::F32);
+  EXPECT_EQ(backend_kv_dtype("auto", true, DType::BF16, true, &note), DType::BF16);
+  EXPECT_EQ(backend_kv_dtype("int8", true, DType::F16, false, &note), DType::I8);
+  EXPECT_EQ(note, "");
+  // A T4: bf16 checkpoints compute in fp16 there, and a bf16 cache becomes fp16 too.
+  EXPECT_EQ(backend_kv_dtype("bf16", true, DType::F16, false, &note), DType::F16);
+  EXPECT_NE(note.find("runs as fp16"), std::string::npos) << note;
+  PlanRequest r = on_t4(qwen7b());
+  r.weights = WeightChoice::INT4;
+  r.kv = KvDtype::BF16;
+  EXPECT_EQ(make_plan(r).kv, KvDtype::FP16);
+  // Refused, with the way out: the CPU's half caches; a cache unlike a GPU's compute dtype.
+  const auto refused = [](const std::string& flag, bool cuda, DType compute, bool bf16,
+                          const std::string& says) {
+    try {
+      backend_kv_dtype(flag, cuda, compute, bf16, nullptr);
+      ADD_FAILURE() << flag << " was accepted";
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+  };
+  refused("fp16", false, DType::F32, false, "on the CPU: use fp32 (auto) or int8");
+  refused("bf16", false, DType::F32, false, "on the CPU");
+  refused("bf16", true, DType::F16, true, "use fp16 (auto) or int8, or --dtype");  // A100
+  refused("fp32", true, DType::BF16, true, "use bf16 (auto) or int8");
+  refused("q4", true, DType::BF16, true, "expected auto, fp32, fp16, bf16 or int8");
+}
+
 }  // namespace
 }  // namespace tessera::test
