@@ -3,7 +3,8 @@
 # "GPU build" is a wrapper that runs the real (CPU) tessera on the stories110m shape with
 # short runs. Checks that the benchmark rows come out tagged (dtype, weights, lm_head,
 # embeddings), that a
-# second, split run merges into the same results file, and that bad options exit 2.
+# second, split run merges into the same results file, that --prebuilt runs a gpu-bundle
+# archive without building, that gpu-bundle packs what that needs, and that bad options exit 2.
 # Usage: gpu_check_stub.sh TESSERA_BINARY TESTDATA_DIR
 set -euo pipefail
 tessera="$1"
@@ -71,4 +72,46 @@ for bad in "--bench-weights" "--bench-weights int3" "--bench-weights int4:int4" 
   [ "$rc" = 2 ] && [ "$(wc -l < "$stub/err")" = 1 ] ||
     { cat "$stub/err"; echo "FAIL: gpu-check $bad exited $rc, expected 2 with one line"; exit 1; }
 done
+
+# --prebuilt: a gpu-bundle archive instead of a build (cmake and ninja now fail if called);
+# the results file takes the bundle's commit.
+printf '#!/bin/bash\nexit 1\n' > "$stub/bin/cmake"
+printf '#!/bin/bash\nexit 1\n' > "$stub/bin/ninja"
+mkdir -p "$stub/bundle/bin" "$stub/bundle/lib"
+cp "$stub/build/tessera" "$stub/bundle/bin/tessera"
+echo "bundle$$" > "$stub/bundle/COMMIT"
+echo "90" > "$stub/bundle/ARCHS"
+tar -czf "$stub/bundle.tar.gz" -C "$stub/bundle" .
+out="$("$root/scripts/gpu-check" --prebuilt "$stub/bundle.tar.gz" --testdata "$testdata" \
+        --skip-tests --bench-dtypes "" --bench-weights "int8" 2>"$stub/err")" ||
+  { cat "$stub/err"; echo "FAIL: gpu-check --prebuilt exited non-zero"; exit 1; }
+bundle_results="$(printf '%s\n' "$out" | tail -1)"
+case "$bundle_results" in */bundle$$-*.json) ;; *) echo "FAIL: results file $bundle_results"; exit 1 ;; esac
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["commit"].startswith("bundle"); assert [b["weights"] for b in d["bench"]] == ["int8"], d' \
+  "$bundle_results" || { rm -f "$bundle_results"; echo "FAIL: bundle results"; exit 1; }
+rm -f "$bundle_results"
+set +e
+for bad in "$stub/nothing.tar.gz" "$stub/build"; do
+  "$root/scripts/gpu-check" --prebuilt "$bad" --testdata "$testdata" --skip-tests 2>"$stub/err"
+  rc=$?
+  [ "$rc" = 2 ] && [ "$(wc -l < "$stub/err")" = 1 ] ||
+    { cat "$stub/err"; echo "FAIL: gpu-check --prebuilt $bad exited $rc, expected 2 with one line"; exit 1; }
+done
+set -e
+
+# gpu-bundle packs a build (here the CPU one beside the tessera under test): binaries, the
+# libraries they load beyond glibc and CUDA, the test data and the commit.
+"$root/scripts/gpu-bundle" --build-dir "$(dirname "$tessera")" --testdata "$testdata" \
+  --out "$stub/packed" >/dev/null 2>"$stub/err" ||
+  { cat "$stub/err"; echo "FAIL: gpu-bundle exited non-zero"; exit 1; }
+tar -tzf "$stub/packed/bundle.tar.gz" > "$stub/list"
+for f in ./bin/tessera ./bin/tessera_tests ./COMMIT ./ARCHS ./lib/libutf8proc.so.2 \
+         ./testdata/models/TinyStories-656K/config.json ./testdata/configs/qwen2.5-7b-instruct.json; do
+  grep -qx "$f" "$stub/list" || { echo "FAIL: gpu-bundle's archive lacks $f"; exit 1; }
+done
+mkdir "$stub/unpacked" && tar -xzf "$stub/packed/bundle.tar.gz" -C "$stub/unpacked"
+LD_LIBRARY_PATH="$stub/unpacked/lib" "$stub/unpacked/bin/tessera" --help >/dev/null ||
+  { echo "FAIL: the bundled tessera does not run"; exit 1; }
+rc=0; "$root/scripts/gpu-bundle" --frobnicate 2>"$stub/err" || rc=$?
+[ "$rc" = 2 ] || { echo "FAIL: gpu-bundle --frobnicate exited $rc"; exit 1; }
 echo "PASS"
