@@ -85,6 +85,7 @@ Tensor Model::buf(Slot slot, DType dtype, std::initializer_list<int64_t> dims) {
     if (in_step_)
       throw std::logic_error("Model: workspace slot " + std::to_string(int(slot)) +
                              " grew inside a step (missing from reserve_workspace)");
+    have = Tensor{};  // the old buffer goes first: no moment holds both (the plan counts one)
     have = backend_.alloc(dtype, {want.numel()});
     generation_ = next_generation();  // graphs holding the old buffer are stale
   }
