@@ -1,8 +1,11 @@
 // CUDA quantized linear layer (twin of quant_matmul_cpu): y[M, N] = x[M, K] @ W'[N, K]^T
 // (+ bias[N]), W' the dequantized int8 / int4 weight, fp32 accumulation.
-// M <= kQuantGemvMaxTokens (decode): a fused dequantize GEMV, one warp per weight row, which
-// reads the packed row once with 16-byte loads. Larger M (prefill): blocks of rows of W' are
-// dequantized into `scratch` (x's dtype) and multiplied on tensor cores by cuBLAS.
+// M <= kQuantGemvMaxTokens (decode): a fused dequantize GEMV that reads the packed weights
+// once, with 16-byte loads when x, the weights and the row length allow (else 4-byte words, or
+// bytes). F16 x (BF16 from sm_80) with rows of 64k bytes and int4 groups of 128k: 16 rows per
+// block, codes and x multiplied by mma.sync; otherwise one warp per row, F32 FMAs. Larger M
+// (prefill): blocks of rows of W' are dequantized into `scratch` (x's dtype) and multiplied on
+// tensor cores by cuBLAS.
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>

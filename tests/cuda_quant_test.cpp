@@ -1,11 +1,13 @@
 // Quantized linear layers on the GPU against their CPU twin (the CPU backend's
-// quant_matmul_cpu) on the same quantized weights: the fused GEMV (few tokens; rows with and
-// without 16-byte chunks) and the dequantize + cuBLAS path (many tokens; several row blocks
+// quant_matmul_cpu) on the same quantized weights: the fused GEMVs (few tokens: the
+// tensor-core one for rows of 64k bytes, 16-byte units, words, bytes; each shape again with
+// TESSERA_QUANT_GEMV=fma, which turns the tensor-core one off) and the dequantize + cuBLAS path (many tokens; several row blocks
 // of scratch); and TinyStories-656K's perplexity with int8 / int4 weights (lm_head as stored
 // and int8) on the GPU against the CPU's, and with the embedding table in host memory. Skips
 // without a GPU.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "runtime/perplexity.h"
@@ -17,11 +19,12 @@
 namespace tessera::test {
 namespace {
 
-// K % 32 == 0 (vector loads) and not (byte by byte: 1000, 80); K = 80 is one shorter int4
-// group; N * K = 4200 * 4096 needs two blocks of the 32 MiB dequantization scratch.
+// Rows of 64k bytes (896, 4096: tensor cores for 16-bit x), of 16-byte units (1056), of words
+// or bytes (1000, 80); K = 80 is one shorter int4 group; N * K = 4200 * 4096 needs two
+// blocks of the 32 MiB dequantization scratch.
 struct QuantShape { int64_t K, N; bool bias; };
-const QuantShape kQuantShapes[] = {
-    {896, 1000, true}, {1000, 152, false}, {80, 384, true}, {4096, 4200, false}};
+const QuantShape kQuantShapes[] = {{896, 1000, true}, {1056, 200, true}, {1000, 152, false},
+                                   {80, 384, true},   {4096, 4200, false}};
 const int64_t kQuantTokens[] = {1, 3, 8, 9, 17, 300};
 
 // A template so that builds without CUDA (where the op tests below are uninstantiated
@@ -43,12 +46,15 @@ void compare_quant_linear(DType dt, WeightFormat f, uint32_t seed) {
       Tensor want = cpu.alloc(DType::F32, {M, s.N});
       cpu.linear(host_from(x, DType::F32, {M, s.K}), cw, want);
       const auto ref = values_of(cpu, want);
+      for (const char* gemv : {"auto", "fma"})
       for (DType out : {DType::F32, dt}) {
+        setenv("TESSERA_QUANT_GEMV", gemv, 1);
         Tensor got = gpu_poisoned(gpu, out, {M, s.N});
         gpu.linear(gpu_from(x, dt, {M, s.K}), gw, got);
+        unsetenv("TESSERA_QUANT_GEMV");
         EXPECT_LT(rel_error(values_of(gpu, got), ref), tolerance(dt))
             << weight_format_name(f) << " M " << M << " K " << s.K << " N " << s.N << " out "
-            << dtype_name(out);
+            << dtype_name(out) << " gemv " << gemv;
       }
     }
   }
