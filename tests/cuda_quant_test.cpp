@@ -1,10 +1,10 @@
 // Quantized linear layers on the GPU against their CPU twin (the CPU backend's
 // quant_matmul_cpu) on the same quantized weights: the fused GEMVs (few tokens: the
 // tensor-core one for rows of 64k bytes, 16-byte units, words, bytes; each shape again with
-// TESSERA_QUANT_GEMV=fma, which turns the tensor-core one off) and the dequantize + cuBLAS path (many tokens; several row blocks
-// of scratch); and TinyStories-656K's perplexity with int8 / int4 weights (lm_head as stored
-// and int8) on the GPU against the CPU's, and with the embedding table in host memory. Skips
-// without a GPU.
+// TESSERA_QUANT_GEMV=fma, which turns the tensor-core one off) and the dequantize + cuBLAS
+// path (many tokens; several row blocks of scratch); and TinyStories-656K's perplexity with
+// int8 / int4 weights (lm_head as stored and int8) on the GPU against the CPU's, and with the
+// embedding table in host memory. Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <cstdlib>

@@ -86,8 +86,12 @@ out="$("$root/scripts/gpu-check" --prebuilt "$stub/bundle.tar.gz" --testdata "$t
         --skip-tests --bench-dtypes "" --bench-weights "int8" 2>"$stub/err")" ||
   { cat "$stub/err"; echo "FAIL: gpu-check --prebuilt exited non-zero"; exit 1; }
 bundle_results="$(printf '%s\n' "$out" | tail -1)"
-case "$bundle_results" in */bundle$$-*.json) ;; *) echo "FAIL: results file $bundle_results"; exit 1 ;; esac
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["commit"].startswith("bundle"); assert [b["weights"] for b in d["bench"]] == ["int8"], d' \
+case "$bundle_results" in
+  */bundle$$-*.json) ;;
+  *) echo "FAIL: results file $bundle_results"; exit 1 ;;
+esac
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))
+assert d["commit"].startswith("bundle"); assert [b["weights"] for b in d["bench"]] == ["int8"], d' \
   "$bundle_results" || { rm -f "$bundle_results"; echo "FAIL: bundle results"; exit 1; }
 rm -f "$bundle_results"
 set +e
@@ -95,7 +99,8 @@ for bad in "$stub/nothing.tar.gz" "$stub/build"; do
   "$root/scripts/gpu-check" --prebuilt "$bad" --testdata "$testdata" --skip-tests 2>"$stub/err"
   rc=$?
   [ "$rc" = 2 ] && [ "$(wc -l < "$stub/err")" = 1 ] ||
-    { cat "$stub/err"; echo "FAIL: gpu-check --prebuilt $bad exited $rc, expected 2 with one line"; exit 1; }
+    { cat "$stub/err"; echo "FAIL: gpu-check --prebuilt $bad exited $rc, not 2 with one line"
+      exit 1; }
 done
 set -e
 
@@ -106,7 +111,8 @@ set -e
   { cat "$stub/err"; echo "FAIL: gpu-bundle exited non-zero"; exit 1; }
 tar -tzf "$stub/packed/bundle.tar.gz" > "$stub/list"
 for f in ./bin/tessera ./bin/tessera_tests ./COMMIT ./ARCHS ./lib/libutf8proc.so.2 \
-         ./testdata/models/TinyStories-656K/config.json ./testdata/configs/qwen2.5-7b-instruct.json; do
+         ./testdata/models/TinyStories-656K/config.json \
+         ./testdata/configs/qwen2.5-7b-instruct.json; do
   grep -qx "$f" "$stub/list" || { echo "FAIL: gpu-bundle's archive lacks $f"; exit 1; }
 done
 mkdir "$stub/unpacked" && tar -xzf "$stub/packed/bundle.tar.gz" -C "$stub/unpacked"
