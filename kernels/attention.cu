@@ -4,6 +4,7 @@
 // kernel serves prefill (many tokens) and decode (one token per sequence). An I8 cache is
 // read as integers: each key's dot product and each value's weight take the row's F32 scale.
 #include <cfloat>
+#include <type_traits>
 
 #include "kernels/attention_cuda.h"
 #include "kernels/cuda_util.cuh"
@@ -168,8 +169,10 @@ void launch_attention(const void* q, int64_t heads, const PagedKvCuda& c, const 
   const size_t smem = size_t(kWarps) * size_t(c.head_dim) * sizeof(float);
   paged_attention_kernel<T, C><<<grid, kWarps * 32, smem, stream>>>(
       static_cast<const T*>(q), heads, static_cast<const C*>(c.k), static_cast<const C*>(c.v),
-      c.k_scale, c.v_scale, c.kv_heads, c.block_size, c.head_dim, b, scale, window,
-      static_cast<T*>(out));
+      // The kernel scales by non-null scales: only an int8 cache passes them.
+      std::is_same_v<C, int8_t> ? c.k_scale : nullptr,
+      std::is_same_v<C, int8_t> ? c.v_scale : nullptr, c.kv_heads, c.block_size, c.head_dim, b,
+      scale, window, static_cast<T*>(out));
 }
 
 }  // namespace

@@ -252,8 +252,11 @@ class CudaBackend final : public Backend {
                 const BatchTensors& b) override {
     expect_dtype(k, io_dtype(cache), "kv_write");
     expect_dtype(v, io_dtype(cache), "kv_write");
-    EXPECT(k.row_size() == cache.k.dim(1) * cache.k.dim(3), "kv_write",
-           "k " + k.shape_str() + " vs cache " + cache.k.shape_str());
+    EXPECT(k.row_size() == cache.k.dim(1) * cache.k.dim(3) && v.numel() == k.numel() &&
+               k.dim(0) == b.host->num_tokens() && cache.k.dim(2) == block_size,
+           "kv_write", "k " + k.shape_str() + " vs cache " + cache.k.shape_str() + ", " +
+                           std::to_string(b.host->num_tokens()) + " tokens, block size " +
+                           std::to_string(block_size));
     kv_write_cuda(k.data, v.data, k.dtype, paged_batch(b), paged(cache, block_size), stream_);
   }
 
@@ -261,8 +264,14 @@ class CudaBackend final : public Backend {
                  const AttentionParams& p, const BatchTensors& b, Tensor& out) override {
     expect_dtype(q, io_dtype(cache), "attention");
     expect_dtype(out, io_dtype(cache), "attention");
-    EXPECT(cache.k.dim(1) == p.num_kv_heads && cache.k.dim(3) == p.head_dim, "attention",
-           "cache shape " + cache.k.shape_str());
+    EXPECT(cache.k.dim(1) == p.num_kv_heads && cache.k.dim(3) == p.head_dim &&
+               cache.k.dim(2) == block_size, "attention", "cache shape " + cache.k.shape_str());
+    // Kernels index q and out by tokens x heads x head_dim: a mismatch would run off them.
+    EXPECT(q.numel() == b.host->num_tokens() * p.num_heads * p.head_dim &&
+               out.numel() == q.numel(), "attention",
+           "q " + q.shape_str() + ", out " + out.shape_str() + " for " +
+               std::to_string(b.host->num_tokens()) + " tokens x " +
+               std::to_string(p.num_heads) + " heads");
     paged_attention_cuda(q.data, q.dtype, p.num_heads, paged(cache, block_size), paged_batch(b),
                          p.scale, p.sliding_window, out.data, stream_);
   }

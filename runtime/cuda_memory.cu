@@ -121,8 +121,8 @@ void cuda_fill_bytes(const Tensor& t, uint8_t byte) {
 }
 
 int32_t cuda_sample(const Tensor& logits, const SamplingParams& p, double u) {
-  if (logits.device != Device::CUDA || logits.dtype != DType::F32)
-    throw std::invalid_argument("cuda_sample: expected an F32 CUDA tensor");
+  if (logits.device != Device::CUDA || logits.dtype != DType::F32 || logits.ndim != 1)
+    throw std::invalid_argument("cuda_sample: expected one row of F32 logits on the GPU");
   cuda::check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
   return sample_cuda(logits.ptr<float>(), logits.numel(), p, u, nullptr);
 }
