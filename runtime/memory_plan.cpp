@@ -116,10 +116,7 @@ Resolved resolve(const PlanRequest& r, std::vector<std::string>* notes) {
     notes->push_back("modules named by quantization_config.modules_to_not_convert or a "
                      "dynamic exclusion stay unquantized (" +
                      std::to_string(s.table_bytes) + " bytes a weight)");
-  const KvDtype compute_kv = s.compute == DType::F32   ? KvDtype::FP32
-                             : s.compute == DType::BF16 ? KvDtype::BF16
-                                                        : KvDtype::FP16;
-  s.kv = r.kv.value_or(compute_kv);
+  s.kv = r.kv.value_or(kv_dtype_of(s.compute));
   if (s.kv == KvDtype::BF16 && r.device.cuda && !r.device.bf16) {
     s.kv = KvDtype::FP16;
     notes->push_back("--kv-cache bf16 runs as fp16 on " + r.device.name + " (no bf16 math)");

@@ -53,6 +53,9 @@ const char* kv_dtype_name(KvDtype k);            // "fp32" .. "int8"
 // Parse "fp32|bf16|fp16|int8|int4" (also "float32", "bfloat16", "float16"); false if unknown.
 bool parse_weight_choice(const std::string& s, WeightChoice* out);
 bool parse_kv_dtype(const std::string& s, KvDtype* out);
+// A float KV cache in `dtype` (F32, F16 or BF16), and back.
+KvDtype kv_dtype_of(DType dtype);
+DType dtype_of(KvDtype k);  // I8 for INT8
 // The cache dtype a backend runs `--kv-cache flag` ("auto" or a KvDtype name) with: the CPU
 // reads F32 or I8, CUDA its compute dtype or I8; bf16 on a GPU without bf16 math (sm_75)
 // runs as fp16, as plan_memory says (*note then says so). UserError for the others.

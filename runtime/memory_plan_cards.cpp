@@ -53,6 +53,21 @@ bool parse_kv_dtype(const std::string& s, KvDtype* out) {
   return false;
 }
 
+KvDtype kv_dtype_of(DType dtype) {
+  return dtype == DType::F32 ? KvDtype::FP32 : dtype == DType::BF16 ? KvDtype::BF16
+                                                                    : KvDtype::FP16;
+}
+
+DType dtype_of(KvDtype k) {
+  switch (k) {
+    case KvDtype::FP32: return DType::F32;
+    case KvDtype::FP16: return DType::F16;
+    case KvDtype::BF16: return DType::BF16;
+    case KvDtype::INT8: return DType::I8;
+  }
+  return DType::F32;
+}
+
 DType backend_kv_dtype(const std::string& flag, bool cuda, DType compute, bool gpu_bf16,
                        std::string* note) {
   const DType plain = cuda ? compute : DType::F32;
@@ -65,13 +80,11 @@ DType backend_kv_dtype(const std::string& flag, bool cuda, DType compute, bool g
     k = KvDtype::FP16;
     if (note) *note = "--kv-cache bf16 runs as fp16 on this GPU (no bf16 math)";
   }
-  const DType want = k == KvDtype::FP32 ? DType::F32 : k == KvDtype::FP16 ? DType::F16
-                                                                          : DType::BF16;
-  const char* name = plain == DType::F32 ? "fp32" : plain == DType::F16 ? "fp16" : "bf16";
-  require(want == plain,
+  const std::string name = kv_dtype_name(kv_dtype_of(plain));
+  require(dtype_of(k) == plain,
           "--kv-cache " + flag + " is not supported " +
               (!cuda ? std::string("on the CPU: use fp32 (auto) or int8")
-                     : "with compute dtype " + std::string(name) + ": use " + name +
+                     : "with compute dtype " + name + ": use " + name +
                            " (auto) or int8, or --dtype to match"));
   return plain;
 }
