@@ -295,16 +295,16 @@ __global__ void add_bias_rows_kernel(Y* __restrict__ y, const float* __restrict_
        i += int64_t(gridDim.x) * blockDim.x)
     y[i] = from_f32<Y>(to_f32(y[i]) + bias[i % N]);
 }
-
-template <class T>  // mma_gemv_kernel for T: F16, or BF16 on sm_80+; TESSERA_QUANT_GEMV=fma: never
-bool mma_allowed() {  // (the switch compares the paths on a GPU: tests, benchmarks)
-  const char* e = std::getenv("TESSERA_QUANT_GEMV");
-  int dev = 0, major = 8;
-  if (e != nullptr && std::string(e) == "fma") return false;
-  if (!std::is_same_v<T, __half>) check(cudaGetDevice(&dev), "cudaGetDevice");
-  if (!std::is_same_v<T, __half>)
-    check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), "cc major");
-  return major >= 8;
+template <class T>  // mma_gemv_kernel for T: F16, or BF16 on sm_80+ (asked once per process:
+bool mma_allowed() {  // one GPU per rank); TESSERA_QUANT_GEMV=fma: never (to compare on a GPU)
+  static const bool bf16 = [] {
+    int dev = 0, major = 0;  // a failed query keeps the FMA path
+    const auto cc = cudaDevAttrComputeCapabilityMajor;
+    return cudaGetDevice(&dev) == cudaSuccess &&
+           cudaDeviceGetAttribute(&major, cc, dev) == cudaSuccess && major >= 8;
+  }();
+  const char* e = std::getenv("TESSERA_QUANT_GEMV");  // per call: tests switch it
+  return !(e && std::string(e) == "fma") && (std::is_same_v<T, __half> || bf16);
 }
 
 template <class T, class Y>
