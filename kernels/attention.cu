@@ -1,9 +1,13 @@
-// Paged attention on the GPU. One block per (token, query head); its warps take the keys in
-// turn (key j to warp j % warps), each warp keeps an online softmax (running max, sum and
-// fp32 accumulator, lanes splitting head_dim), and the warps merge at the end. The same
-// kernel serves prefill (many tokens) and decode (one token per sequence). An I8 cache is
-// read as integers: each key's dot product and each value's weight take the row's F32 scale.
+// Paged attention on the GPU: kv_write, and the first attention kernel (the tiled one in
+// attention_tiled.cu is the default; TESSERA_ATTENTION=naive selects this). One block per
+// (token, query head); its warps take the keys in turn (key j to warp j % warps), each warp
+// keeps an online softmax (running max, sum and fp32 accumulator, lanes splitting head_dim),
+// and the warps merge at the end. The same kernel serves prefill (many tokens) and decode
+// (one token per sequence). An I8 cache is read as integers: each key's dot product and each
+// value's weight take the row's F32 scale.
 #include <cfloat>
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 
 #include "kernels/attention_cuda.h"
@@ -199,8 +203,8 @@ void kv_write_cuda(const void* k, const void* v, DType dtype, const PagedBatchCu
 }
 
 void paged_attention_cuda(const void* q, DType dtype, int64_t heads, const PagedKvCuda& c,
-                          const PagedBatchCuda& b, float scale, int64_t window, void* out,
-                          cudaStream_t stream) {
+                          const PagedBatchCuda& b, float scale, int64_t window,
+                          const AttentionScratchCuda& scratch, void* out, cudaStream_t stream) {
   if (b.num_tokens == 0) return;
   if (c.head_dim > 32 * kMaxPerLane)
     throw std::invalid_argument("attention: head_dim " + std::to_string(c.head_dim) +
@@ -208,6 +212,10 @@ void paged_attention_cuda(const void* q, DType dtype, int64_t heads, const Paged
   if (c.kv_heads <= 0 || heads % c.kv_heads != 0)
     throw std::invalid_argument("attention: heads not a multiple of kv heads");
   check_cache(dtype, c, "attention");
+  const char* which = std::getenv("TESSERA_ATTENTION");  // per call: tests switch it
+  if (!(which && std::string(which) == "naive"))
+    return paged_attention_tiled_cuda(q, dtype, heads, c, b, scale, window, scratch, out,
+                                      stream);
   dispatch_float(dtype, "attention", [&](auto tag) {
     using T = decltype(tag);
     if (c.dtype == DType::I8)

@@ -29,6 +29,14 @@ struct PagedBatchCuda {
   int64_t num_tokens = 0, num_seqs = 0, max_blocks_per_seq = 0;
 };
 
+// Device memory for the split-K partial softmaxes of decode attention (kernels/
+// attention_tiles.h), and the SM count the splits aim to fill. data == nullptr: no splits.
+struct AttentionScratchCuda {
+  float* data = nullptr;
+  int64_t floats = 0;
+  int64_t sm_count = 0;
+};
+
 // Stores k, v [n, kv_heads, head_dim] (dtype: the cache's, or any float dtype for an I8
 // cache, which quantizes them) at their slots.
 void kv_write_cuda(const void* k, const void* v, DType dtype, const PagedBatchCuda& b,
@@ -37,9 +45,17 @@ void kv_write_cuda(const void* k, const void* v, DType dtype, const PagedBatchCu
 // out [n, heads * head_dim] = causal softmax(q k^T * scale) v per token, q [n, heads, head_dim],
 // q and out in dtype (the cache's, or any float dtype for an I8 cache, dequantized as it is
 // read); fp32 scores and accumulation. window > 0: keys at positions > position - window
-// only. Query head h reads kv head h / (heads / kv_heads).
+// only. Query head h reads kv head h / (heads / kv_heads). Runs the tiled kernel (a block
+// per kv head's query heads and a run of tokens, decode contexts split over `scratch`);
+// TESSERA_ATTENTION=naive runs the first kernel (a block per token and query head), to
+// compare the two on a GPU.
 void paged_attention_cuda(const void* q, DType dtype, int64_t heads, const PagedKvCuda& cache,
-                          const PagedBatchCuda& b, float scale, int64_t window, void* out,
-                          cudaStream_t stream);
+                          const PagedBatchCuda& b, float scale, int64_t window,
+                          const AttentionScratchCuda& scratch, void* out, cudaStream_t stream);
+// The tiled kernel alone (kernels/attention_tiled.cu), arguments checked by the above.
+void paged_attention_tiled_cuda(const void* q, DType dtype, int64_t heads,
+                                const PagedKvCuda& cache, const PagedBatchCuda& b, float scale,
+                                int64_t window, const AttentionScratchCuda& scratch, void* out,
+                                cudaStream_t stream);
 
 }  // namespace tessera

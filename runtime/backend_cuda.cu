@@ -65,6 +65,7 @@ class CudaBackend final : public Backend {
     workspace_ = cuda_device_alloc(kCublasWorkspace, "the cuBLAS workspace");
     check_cublas(cublasSetWorkspace(cublas_, workspace_.get(), kCublasWorkspace),
                  "cublasSetWorkspace");
+    attention_scratch_ = cuda_device_alloc(kAttentionScratch, "the attention split partials");
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
@@ -272,8 +273,11 @@ class CudaBackend final : public Backend {
            "q " + q.shape_str() + ", out " + out.shape_str() + " for " +
                std::to_string(b.host->num_tokens()) + " tokens x " +
                std::to_string(p.num_heads) + " heads");
+    const AttentionScratchCuda scratch{static_cast<float*>(attention_scratch_.get()),
+                                       int64_t(kAttentionScratch / sizeof(float)),
+                                       info_.sm_count};
     paged_attention_cuda(q.data, q.dtype, p.num_heads, paged(cache, block_size), paged_batch(b),
-                         p.scale, p.sliding_window, out.data, stream_);
+                         p.scale, p.sliding_window, scratch, out.data, stream_);
   }
 
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
@@ -309,6 +313,9 @@ class CudaBackend final : public Backend {
 
  private:
   static constexpr size_t kCublasWorkspace = size_t(32) << 20;
+  // Split-K decode attention's partials: plan_tiles keeps them within it (the plan counts it
+  // in its CUDA graphs reserve, runtime/memory_plan.cpp).
+  static constexpr size_t kAttentionScratch = size_t(4) << 20;
   static constexpr size_t kMaxGraphs = 64;
 
   Tensor alloc_like(const Tensor& host, DType dtype) {
@@ -346,6 +353,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   std::shared_ptr<void> workspace_;
+  std::shared_ptr<void> attention_scratch_;
   std::shared_ptr<void> scratch_;  // dequantized weight rows for prefill (quant_linear_cuda)
   size_t scratch_bytes_ = 0;
   bool capture_;

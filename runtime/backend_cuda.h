@@ -16,6 +16,7 @@ struct CudaDeviceInfo {
   int device = 0;
   std::string name;
   int major = 0, minor = 0;  // compute capability
+  int sm_count = 0;          // streaming multiprocessors
   size_t free_bytes = 0, total_bytes = 0;
   int driver_version = 0;    // e.g. 13000
 };

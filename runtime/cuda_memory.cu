@@ -41,6 +41,7 @@ CudaDeviceInfo cuda_select_device(int device) {
   info.name = prop.name;
   info.major = prop.major;
   info.minor = prop.minor;
+  info.sm_count = prop.multiProcessorCount;
   cuda::check(cudaMemGetInfo(&info.free_bytes, &info.total_bytes), "cudaMemGetInfo");
   cudaDriverGetVersion(&info.driver_version);
   return info;

@@ -23,7 +23,8 @@ constexpr int64_t kCublasWorkspace = 32 * kMiB;
 // CUDA graphs: up to 64 captured decode graphs (kMaxGraphs in backend_cuda.cu); each holds
 // its instantiated kernel nodes (~ a few hundred KiB for a 28-80 layer step) but no
 // activations (they use the fixed workspace). Also covers the batch index arrays (ids,
-// positions, slots, block tables of max_num_seqs sequences: well under 1 MiB each).
+// positions, slots, block tables of max_num_seqs sequences: well under 1 MiB each) and the
+// 4 MiB of split-K attention partials (kAttentionScratch in backend_cuda.cu).
 constexpr int64_t kCudaGraphs = 64 * kMiB;
 // NCCL (tp > 1): per peer and channel the Simple/LL/LL128 protocol buffers (NCCL_BUFFSIZE
 // 4 MiB by default) plus its proxy and ring state; 2-8 GPUs use ~100-250 MiB per GPU.

@@ -1,12 +1,14 @@
 // The attention-side CUDA ops against their CPU twins: rope, kv_write and paged attention
 // (prefill, decode, several sequences at once, GQA ratios 1/4/7, head_dim 64/80/128,
-// contexts 1/17/1000, sliding window), and both with an int8 cache (kv_write_int8: the same
+// contexts 1/17/1000/5000, sliding window; the tiled kernel and the naive one,
+// TESSERA_ATTENTION=naive), and both with an int8 cache (kv_write_int8: the same
 // bytes and scales as the CPU; attention_int8: the CPU's attention over the same int8 cache).
 // Suite CudaOps, with cuda_ops_test.cpp.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 #include <sstream>
 #include <tuple>
@@ -177,15 +179,20 @@ void check_attention(DType dt, const Heads& hd, const std::vector<int64_t>& ctx,
   p.scale = float(1.0 / std::sqrt(double(d)));
   p.sliding_window = window;
   Tensor want = cpu.alloc(DType::F32, {n, hd.heads * d});
-  Tensor got = gpu_poisoned(gpu, dt, {n, hd.heads * d});
   cpu.attention(host_from(q, DType::F32, {n, hd.heads, d}), cc, kBlock, p, cpu.upload_batch(b),
                 want);
-  gpu.attention(gpu_from(q, dt, {n, hd.heads, d}), gc, kBlock, p, gpu.upload_batch(b), got);
-  std::ostringstream what;
-  what << "head_dim " << d << " heads " << hd.heads << "/" << kvh << " window " << window
-       << (int8 ? " int8" : "") << " ctx";
-  for (int64_t c : ctx) what << ' ' << c;
-  EXPECT_LT(rel_error(values_of(gpu, got), values_of(cpu, want)), tolerance(dt)) << what.str();
+  const auto ref = values_of(cpu, want);
+  for (const char* kernel : {"tiled", "naive"}) {  // TESSERA_ATTENTION picks one
+    setenv("TESSERA_ATTENTION", kernel, 1);
+    Tensor got = gpu_poisoned(gpu, dt, {n, hd.heads * d});
+    gpu.attention(gpu_from(q, dt, {n, hd.heads, d}), gc, kBlock, p, gpu.upload_batch(b), got);
+    unsetenv("TESSERA_ATTENTION");
+    std::ostringstream what;
+    what << kernel << " head_dim " << d << " heads " << hd.heads << "/" << kvh << " window "
+         << window << (int8 ? " int8" : "") << " ctx";
+    for (int64_t c : ctx) what << ' ' << c;
+    EXPECT_LT(rel_error(values_of(gpu, got), ref), tolerance(dt)) << what.str();
+  }
 }
 
 TESSERA_CUDA_OP_TEST(attention) {
@@ -193,6 +200,7 @@ TESSERA_CUDA_OP_TEST(attention) {
   for (const Heads& hd : kHeads) {
     for (int64_t L : {1, 17, 1000}) check_attention(dt, hd, {L}, {L}, 0, rng);  // prefill
     check_attention(dt, hd, {1, 17, 1000}, {1, 1, 1}, 0, rng);                  // decode
+    check_attention(dt, hd, {5000}, {1}, 0, rng);         // one long context: split-K
     check_attention(dt, hd, {40, 1000}, {23, 5}, 0, rng);                       // chunked
     check_attention(dt, hd, {1000}, {1000}, 64, rng);                           // window
     check_attention(dt, hd, {1000, 300}, {1, 1}, 100, rng);
@@ -204,6 +212,7 @@ TESSERA_CUDA_OP_TEST(attention_int8) {
   for (const Heads& hd : kHeads) {
     for (int64_t L : {1, 17, 1000}) check_attention(dt, hd, {L}, {L}, 0, rng, true);
     check_attention(dt, hd, {1, 17, 1000}, {1, 1, 1}, 0, rng, true);
+    check_attention(dt, hd, {5000}, {1}, 0, rng, true);
     check_attention(dt, hd, {40, 1000}, {23, 5}, 0, rng, true);
     check_attention(dt, hd, {1000, 300}, {1, 1}, 100, rng, true);
   }

@@ -30,6 +30,7 @@ for a in "\$@"; do
     128) a=4 ;;
     512,2048|512) a=8 ;;
     1,8|1,8,32,128) a=1 ;;
+    16384) a=8 ;;
   esac
   args+=("\$a")
 done
@@ -53,10 +54,13 @@ check --bench-dtypes "" --bench-weights "int4" >/dev/null 2>"$stub/err" ||
 python3 - "$results" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-rows = sorted((b["dtype"], b["weights"], b["lm_head"], b["embeddings"]) for b in d["bench"])
-want = sorted([("bfloat16", "stored", "stored", "device"), ("bfloat16", "int8", "stored", "device"),
-               ("bfloat16", "int4", "int8", "device"), ("bfloat16", "int4", "int8", "host"),
-               ("bfloat16", "int4", "stored", "device")])
+rows = sorted((b["dtype"], b["weights"], b["lm_head"], b["embeddings"], b["depth"])
+              for b in d["bench"])
+want = sorted([("bfloat16", "stored", "stored", "device", 0),
+               ("bfloat16", "int8", "stored", "device", 0),
+               ("bfloat16", "int4", "int8", "device", 0), ("bfloat16", "int4", "int8", "host", 0),
+               ("bfloat16", "int4", "stored", "device", 0),
+               ("bfloat16", "int4", "stored", "device", 8)])  # the long-context row
 assert rows == want, rows
 for b in d["bench"]:
     assert b["rc"] == 0 and "error" not in b, b
@@ -91,7 +95,8 @@ case "$bundle_results" in
   *) echo "FAIL: results file $bundle_results"; exit 1 ;;
 esac
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))
-assert d["commit"].startswith("bundle"); assert [b["weights"] for b in d["bench"]] == ["int8"], d' \
+assert d["commit"].startswith("bundle")
+assert [(b["weights"], b["depth"]) for b in d["bench"]] == [("int8", 0), ("int4", 8)], d' \
   "$bundle_results" || { rm -f "$bundle_results"; echo "FAIL: bundle results"; exit 1; }
 rm -f "$bundle_results"
 set +e

@@ -1,0 +1,285 @@
+// The CUDA backend's tiled attention algorithm (kernels/attention_tiles.h) run on the host:
+// every block of the launch grid, each phase for all 128 "threads" in turn (the barriers of
+// the GPU kernel), then the split-K combine, compared with paged_attention_cpu on the same
+// paged cache. This is the GPU kernel's indexing, masking, online softmax and split arithmetic
+// (the CUDA file adds only accessors and launches), tested where there is no GPU. Cache slots
+// no sequence owns hold NaN, so a read outside a sequence's keys poisons the output.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "kernels/attention_tiles.h"
+#include "runtime/batch.h"
+
+namespace tessera::test {
+namespace {
+
+namespace tl = tessera::tiles;
+
+template <int KT> struct HostExec {
+  tl::Regs<KT> regs[tl::kThreads];
+  template <class F> void each(F&& f) {
+    for (int t = 0; t < tl::kThreads; ++t) f(t, regs[t]);
+  }
+};
+
+struct Scenario {
+  int64_t heads, kv_heads, d, window;
+  std::vector<int64_t> ctx, fresh;  // per sequence: tokens after the step, new ones
+  bool int8 = false;
+};
+
+std::string describe(const Scenario& s) {
+  std::ostringstream o;
+  o << "heads " << s.heads << "/" << s.kv_heads << " d " << s.d << " window " << s.window
+    << (s.int8 ? " int8" : "") << " ctx/fresh";
+  for (size_t i = 0; i < s.ctx.size(); ++i) o << ' ' << s.ctx[i] << '/' << s.fresh[i];
+  return o.str();
+}
+
+constexpr int64_t kBlock = 16;
+
+struct PagedSetup {
+  Batch b;
+  std::vector<float> q, kf, vf, ks, vs;  // kf / vf: F32 cache, or the I8 codes as floats
+  std::vector<int8_t> kc, vc;
+  PagedKv cache;
+};
+
+// Shuffled block ids, a table stride padded to a power of two as the CUDA upload pads it,
+// NaN (F32) in slots no sequence owns.
+PagedSetup build(const Scenario& sc, std::mt19937& rng) {
+  PagedSetup s;
+  const int64_t kvh = sc.kv_heads, d = sc.d;
+  int64_t blocks = 2, widest = 1;
+  for (int64_t c : sc.ctx) {
+    blocks += (c + kBlock - 1) / kBlock;
+    widest = std::max(widest, (c + kBlock - 1) / kBlock);
+  }
+  int64_t stride = 8;
+  while (stride < widest) stride *= 2;
+  std::vector<int32_t> pool(static_cast<size_t>(blocks));
+  std::iota(pool.begin(), pool.end(), 0);
+  std::shuffle(pool.begin(), pool.end(), rng);
+  const size_t elems = size_t(blocks * kvh * kBlock * d), rows = size_t(blocks * kvh * kBlock);
+  std::normal_distribution<float> nd;
+  std::uniform_int_distribution<int> code(-127, 127);
+  std::uniform_real_distribution<float> scale(0.005f, 0.03f);
+  if (sc.int8) {
+    s.kc.resize(elems);
+    s.vc.resize(elems);
+    for (size_t i = 0; i < elems; ++i) { s.kc[i] = int8_t(code(rng)); s.vc[i] = int8_t(code(rng)); }
+    s.ks.resize(rows);
+    s.vs.resize(rows);
+    for (size_t i = 0; i < rows; ++i) { s.ks[i] = scale(rng); s.vs[i] = scale(rng); }
+    s.cache = PagedKv{s.kc.data(), s.vc.data(), kvh, kBlock, d, DType::I8, s.ks.data(),
+                      s.vs.data()};
+  } else {
+    s.kf.assign(elems, NAN);
+    s.vf.assign(elems, NAN);
+    s.cache = PagedKv{s.kf.data(), s.vf.data(), kvh, kBlock, d};
+  }
+  Batch& b = s.b;
+  b.max_blocks_per_seq = int32_t(stride);
+  b.seq_begin.push_back(0);
+  size_t next = 0;
+  for (size_t i = 0; i < sc.ctx.size(); ++i) {
+    std::vector<int32_t> table(size_t(stride), -1);
+    for (int64_t j = 0; j < (sc.ctx[i] + kBlock - 1) / kBlock; ++j) table[size_t(j)] = pool[next++];
+    b.block_tables.insert(b.block_tables.end(), table.begin(), table.end());
+    for (int64_t p = 0; p < sc.ctx[i]; ++p) {
+      const int64_t slot = table[size_t(p / kBlock)] * kBlock + p % kBlock;
+      if (!sc.int8)
+        for (int64_t e = 0; e < kvh * d; ++e) {  // the slot's rows of every kv head
+          const int64_t at = ((slot / kBlock * kvh + e / d) * kBlock + slot % kBlock) * d + e % d;
+          s.kf[size_t(at)] = nd(rng);
+          s.vf[size_t(at)] = nd(rng);
+        }
+      if (p < sc.ctx[i] - sc.fresh[i]) continue;
+      b.token_ids.push_back(0);
+      b.positions.push_back(int32_t(p));
+      b.slot_mapping.push_back(int32_t(slot));
+    }
+    b.seq_begin.push_back(int32_t(b.token_ids.size()));
+    b.context_lens.push_back(int32_t(sc.ctx[i]));
+  }
+  validate_batch(b, blocks * kBlock, kBlock);
+  s.q.resize(size_t(b.num_tokens() * sc.heads * d));
+  for (float& x : s.q) x = nd(rng);
+  return s;
+}
+
+struct QAcc {
+  const PagedSetup* s;
+  int64_t heads, d;
+  float operator()(int64_t t, int64_t h, int64_t i) const {
+    return s->q[size_t((t * heads + h) * d + i)];
+  }
+};
+struct KvAcc {
+  const PagedSetup* s;
+  int64_t d;
+  bool int8;
+  float k(int64_t row, int64_t i) const {
+    const size_t at = size_t(row * d + i);
+    return int8 ? float(s->kc[at]) * s->ks[size_t(row)] : s->kf[at];
+  }
+  float v(int64_t row, int64_t i) const {
+    const size_t at = size_t(row * d + i);
+    return int8 ? float(s->vc[at]) * s->vs[size_t(row)] : s->vf[at];
+  }
+};
+struct OutAcc {  // layout of OutWrite in attention_tiled.cu
+  std::vector<float>* out;
+  std::vector<float>* part;
+  int64_t n, heads, d, splits;
+  void write(int64_t t, int64_t h, int64_t i, float x) const {
+    out->at(size_t((t * heads + h) * d + i)) = x;
+  }
+  void partial(int64_t t, int64_t h, int64_t z, int64_t i, float x) const {
+    part->at(size_t(((t * heads + h) * splits + z) * d + i)) = x;
+  }
+  void partial_ml(int64_t t, int64_t h, int64_t z, float m, float l) const {
+    const size_t at = size_t(n * heads * splits * d + ((t * heads + h) * splits + z) * 2);
+    part->at(at) = m;
+    part->at(at + 1) = l;
+  }
+};
+
+// The grid of plan_tiles (and the combine) on the host; returns the output [n, heads * d].
+std::vector<float> run_tiles(const Scenario& sc, const PagedSetup& s, int64_t sm_count,
+                             int64_t partial_floats, tl::Plan* plan_out = nullptr) {
+  const Batch& b = s.b;
+  const int64_t n = b.num_tokens(), d = sc.d;
+  const tl::Geometry g{sc.heads, sc.kv_heads, d, kBlock, float(1.0 / std::sqrt(double(d))),
+                       sc.window};
+  const tl::BatchIndex bi{b.positions.data(), b.seq_begin.data(), b.block_tables.data(), n,
+                          b.num_seqs(), b.max_blocks_per_seq};
+  const tl::Plan pl = tl::plan_tiles(n, b.num_seqs(), sc.heads, sc.kv_heads, d,
+                                     int64_t(b.max_blocks_per_seq) * kBlock, sm_count,
+                                     partial_floats);
+  if (plan_out) *plan_out = pl;
+  std::vector<float> out(size_t(n * sc.heads * d), NAN);
+  std::vector<float> part(size_t(n * sc.heads * pl.splits * (d + 2)), NAN);
+  EXPECT_LE(pl.splits == 1 ? 0 : int64_t(part.size()), partial_floats);
+  const OutAcc oa{&out, &part, n, sc.heads, d, pl.splits};
+  std::vector<float> shared(size_t(tl::shared_floats(d)));  // exact: ASan sees overruns
+  for (int64_t z = 0; z < pl.splits; ++z)
+    for (int64_t y = 0; y < sc.kv_heads * pl.head_chunks; ++y)
+      for (int64_t x = 0; x < pl.token_blocks; ++x) {
+        std::fill(shared.begin(), shared.end(), NAN);  // nothing carries over between blocks
+        tl::with_key_tile(d, [&](auto kt) {
+          auto exec = std::make_unique<HostExec<decltype(kt)::value>>();
+          tl::attention_block<decltype(kt)::value>(*exec, shared.data(), g, bi, pl, x, y, z,
+                                                   QAcc{&s, sc.heads, d},
+                                                   KvAcc{&s, d, sc.int8}, oa);
+        });
+      }
+  if (pl.splits > 1)
+    for (int64_t r = 0; r < n * sc.heads; ++r)
+      for (int64_t i = 0; i < d; ++i)
+        out[size_t(r * d + i)] = tl::combine_splits(
+            part.data() + n * sc.heads * pl.splits * d + r * pl.splits * 2,
+            part.data() + r * pl.splits * d, pl.splits, d, i);
+  return out;
+}
+
+// Largest |tiles - cpu| over the largest |cpu| (outputs are averages of values of size ~1).
+double compare(const Scenario& sc, int64_t sm_count, int64_t partial_floats,
+               tl::Plan* plan = nullptr, uint32_t seed = 7) {
+  std::mt19937 rng(seed);
+  const PagedSetup s = build(sc, rng);
+  std::vector<float> want(s.q.size(), NAN);
+  paged_attention_cpu(s.q.data(), sc.heads, s.cache, s.b, float(1.0 / std::sqrt(double(sc.d))),
+                      sc.window, want.data());
+  const std::vector<float> got = run_tiles(sc, s, sm_count, partial_floats, plan);
+  double err = 0.0, mx = 0.0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::isnan(got[i])) return INFINITY;
+    err = std::max(err, double(std::fabs(got[i] - want[i])));
+    mx = std::max(mx, double(std::fabs(want[i])));
+  }
+  return err / std::max(mx, 1e-30);
+}
+
+// Both sides sum in float (up to 3,000 terms a row, in different orders): the CPU kernel's own
+// test allows 2e-5 against a double reference. A wrong mask or index is off by ~1e-1.
+constexpr double kTol = 2e-5;
+constexpr int64_t kH200Sms = 132;
+constexpr int64_t kScratch = (int64_t(4) << 20) / 4;  // kAttentionScratch in floats
+
+TEST(AttentionTiles, PrefillAndChunkedPrefillMatchTheCpu) {
+  const Scenario cases[] = {
+      {4, 4, 64, 0, {1}, {1}},                   // MHA: 16 tokens a block
+      {4, 4, 64, 0, {100}, {100}},
+      {14, 2, 128, 0, {100}, {100}},             // GQA 7: 2 tokens a block
+      {14, 2, 128, 0, {40, 1000}, {23, 5}},      // runs of two sequences in one block
+      {8, 2, 80, 0, {33, 1, 17}, {33, 1, 9}},
+      {20, 1, 80, 0, {50}, {50}},                // 20 heads a kv head: two head chunks
+      {8, 2, 256, 0, {70}, {70}},                // head_dim 256: 8-key tiles
+      {14, 2, 128, 64, {300}, {300}},            // sliding window
+      {14, 2, 128, 0, {100}, {100}, true},       // int8 cache
+      {8, 2, 80, 30, {40, 90}, {23, 7}, true},
+  };
+  for (const Scenario& sc : cases) EXPECT_LT(compare(sc, kH200Sms, kScratch), kTol) << describe(sc);
+}
+
+TEST(AttentionTiles, DecodeSplitsTheContextAndCombines) {
+  const Scenario cases[] = {
+      {28, 4, 128, 0, {3000}, {1}},               // Qwen2.5-7B's heads, one long sequence
+      {14, 2, 128, 0, {1, 17, 1000}, {1, 1, 1}},  // short and long in one batch
+      {4, 4, 64, 0, {700, 5}, {1, 1}},
+      {20, 1, 80, 0, {2000}, {1}},
+      {8, 2, 256, 0, {900}, {1}},
+      {14, 2, 128, 100, {1000, 300}, {1, 1}},     // window: early splits see no keys
+      {28, 4, 128, 0, {2500}, {1}, true},         // int8 cache
+  };
+  for (const Scenario& sc : cases) {
+    tl::Plan plan;
+    EXPECT_LT(compare(sc, kH200Sms, kScratch, &plan), kTol) << describe(sc);
+    if (*std::max_element(sc.ctx.begin(), sc.ctx.end()) >= 700) {
+      EXPECT_GT(plan.splits, 1) << describe(sc);
+    }
+  }
+}
+
+TEST(AttentionTiles, SplitCountFollowsTheGpuAndTheScratch) {
+  const Scenario sc{28, 4, 128, 0, {3000}, {1}};
+  tl::Plan one_sm, many_sms, no_room;
+  EXPECT_LT(compare(sc, 1, kScratch, &one_sm), kTol);
+  EXPECT_LT(compare(sc, 4096, kScratch, &many_sms), kTol);
+  EXPECT_LT(compare(sc, kH200Sms, 28 * 130, &no_room), kTol);  // room for one split only
+  EXPECT_EQ(one_sm.splits, 1);  // 4 kv-head blocks already fill 2 blocks a SM
+  // At most one split per 4 key tiles of the padded table (256 blocks of 16 keys).
+  EXPECT_EQ(many_sms.splits, 256 * 16 / (4 * tl::key_tile(128)));
+  EXPECT_EQ(no_room.splits, 1);
+  const tl::Plan p = tl::plan_tiles(1, 1, 28, 4, 128, 32768, kH200Sms, kScratch);
+  EXPECT_EQ(p.splits * p.split_len >= 32768, true);
+  EXPECT_EQ(p.split_len % tl::key_tile(128), 0);
+  EXPECT_EQ(p.splits, 64);  // 66 wanted: 497 keys -> 512 a split
+}
+
+TEST(AttentionTiles, ABrokenMaskIsCaught) {
+  // The comparison can fail: the same scenario with the window dropped from the tiles only.
+  std::mt19937 rng(7);
+  Scenario sc{14, 2, 128, 64, {300}, {300}};
+  const PagedSetup s = build(sc, rng);
+  std::vector<float> want(s.q.size());
+  paged_attention_cpu(s.q.data(), sc.heads, s.cache, s.b, float(1.0 / std::sqrt(128.0)), 64,
+                      want.data());
+  sc.window = 0;
+  const std::vector<float> got = run_tiles(sc, s, kH200Sms, kScratch);
+  double err = 0.0;
+  for (size_t i = 0; i < got.size(); ++i) err = std::max(err, double(std::fabs(got[i] - want[i])));
+  EXPECT_GT(err, 1e-2);
+}
+
+}  // namespace
+}  // namespace tessera::test
