@@ -1,5 +1,5 @@
-// Quantized linear layers on the GPU (see quant_matmul_cuda.h): kernels, then launchers.
-// Decode GEMV (M <= kQuantGemvMaxTokens) reads each weight byte once, by 16-byte loads issued
+// The quantized decode GEMV on the GPU (quant_linear_cuda in quant_linear.cu calls it; see
+// quant_matmul_cuda.h): kernels, then their launcher. Decode GEMV (M <= kQuantGemvMaxTokens) reads each weight byte once, by 16-byte loads issued
 // a step ahead of the math (mma: and L2 prefetches), and converts codes without I2F (16/clk/SM on
 // sm_75-90: half of H100's bandwidth for int4): code c in the low mantissa bits of a float or
 // half of fixed exponent reads magic + c; one FADD/FFMA/HFMA2 with magic + zero leaves c - zero
@@ -9,14 +9,12 @@
 // H200, only dequantize; x is read once per block; 8 tokens cost what 1 does. fma_gemv_kernel
 // (the rest): warp w owns row n, lane l reads 16-byte units l, l + 32, ... (words, or bytes,
 // when rows or x are not 16-byte aligned); F32 FMAs.
-// Prefill: rows of W' are dequantized into a scratch block and multiplied with cublasGemmEx.
 #include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
 
 #include "kernels/cuda_util.cuh"
-#include "kernels/matmul_cuda.h"
 #include "kernels/quant_matmul_cuda.h"
 
 namespace tessera {
@@ -267,34 +265,6 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, 2)  // <= 128 regs: 2 blo
     y[m * N + n] = from_f32<Y>((kInt4 ? v : v * w.scales[n]) + (bias ? bias[n] : 0.0f));
 }
 
-// out[r, :] = W'[n0 + r, :] for r < rows; one thread per packed byte.
-template <class T>
-__global__ void dequantize_rows_kernel(QuantMatrix w, int64_t n0, int64_t rows,
-                                       T* __restrict__ out) {
-  const int64_t K = w.K, row_bytes = w.int4 ? K / 2 : K, total = rows * row_bytes;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = i / row_bytes, j = i - r * row_bytes, n = n0 + r;
-    if (!w.int4) {
-      const float q = float(static_cast<const int8_t*>(w.q)[n * K + j]);
-      out[r * K + j] = from_f32<T>(q * w.scales[n]);
-      continue;
-    }
-    const int64_t G = (K + w.group_size - 1) / w.group_size, g = n * G + 2 * j / w.group_size;
-    const uint32_t b = static_cast<const uint8_t*>(w.q)[n * row_bytes + j];
-    const float zf = float(w.zeros[g]), sc = w.scales[g];
-    out[r * K + 2 * j] = from_f32<T>((float(b & 15u) - zf) * sc);
-    out[r * K + 2 * j + 1] = from_f32<T>((float(b >> 4) - zf) * sc);
-  }
-}
-
-template <class Y>
-__global__ void add_bias_rows_kernel(Y* __restrict__ y, const float* __restrict__ bias,
-                                     int64_t M, int64_t N) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * N;
-       i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = from_f32<Y>(to_f32(y[i]) + bias[i % N]);
-}
 template <class T>  // mma_gemv_kernel for T: F16, or BF16 on sm_80+ (asked once per process:
 bool mma_allowed() {  // one GPU per rank); TESSERA_QUANT_GEMV=fma: never (to compare on a GPU)
   static const bool bf16 = [] {
@@ -335,65 +305,17 @@ void launch_gemv(const void* xv, int64_t M, const QuantMatrix& w, const float* b
   check_launch("quantized GEMV");
 }
 
-cudaDataType_t cublas_type(DType t) {
-  return t == DType::F32 ? CUDA_R_32F : t == DType::F16 ? CUDA_R_16F : CUDA_R_16BF;
-}
-
 }  // namespace
 
-size_t quant_scratch_bytes(const QuantMatrix& w, DType dtype) {
-  const size_t elem = dtype_size(dtype);
-  return size_t(quant_scratch_rows(w.N, w.K, elem, kQuantScratchMaxBytes)) * size_t(w.K) * elem;
-}
-
-void quant_linear_cuda(cublasHandle_t handle, const void* x, DType x_dtype, int64_t M,
-                       const QuantMatrix& w, const float* bias, void* y, DType y_dtype,
-                       void* scratch, size_t scratch_bytes, cudaStream_t stream) {
-  if (w.int4 && (w.K % 2 != 0 || w.group_size <= 0 || w.group_size % 2 != 0))
-    throw std::invalid_argument("quant linear: int4 needs an even K and group size");
-  if (y_dtype != DType::F32 && y_dtype != x_dtype)
-    throw std::invalid_argument(std::string("quant linear: output dtype ") +
-                                dtype_name(y_dtype) + " with x " + dtype_name(x_dtype));
-  if (M == 0 || w.N == 0) return;
-  if (M <= kQuantGemvMaxTokens) {
-    dispatch_float(x_dtype, "quant linear", [&](auto tag) {
-      using T = decltype(tag);
-      if (y_dtype == DType::F32) launch_gemv<T, float>(x, M, w, bias, y, stream);
-      else launch_gemv<T, T>(x, M, w, bias, y, stream);
-    });
-    return;
-  }
-  const size_t elem = dtype_size(x_dtype), y_elem = dtype_size(y_dtype);
-  const int64_t rows = quant_scratch_rows(w.N, w.K, elem, scratch_bytes);  // a block
-  if (scratch == nullptr || size_t(rows) * size_t(w.K) * elem > scratch_bytes)
-    throw std::invalid_argument("quant linear: scratch of " + std::to_string(scratch_bytes) +
-                                " bytes is smaller than one weight row");
-  const float alpha = 1.0f, beta = 0.0f;
-  for (int64_t n0 = 0; n0 < w.N; n0 += rows) {
-    const int64_t nr = std::min(rows, w.N - n0);
-    const int64_t bytes_per_row = w.int4 ? w.K / 2 : w.K;
-    dispatch_float(x_dtype, "quant dequantize", [&](auto tag) {
-      using T = decltype(tag);
-      dequantize_rows_kernel<T><<<grid_for(nr * bytes_per_row, 256), 256, 0, stream>>>(
-          w, n0, nr, static_cast<T*>(scratch));
-    });
-    check_launch("dequantize_rows_kernel");
-    // Column-major: C[nr, M] (ld N, starting at column n0 of y's rows) = scratch^T x.
-    check_cublas(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, int(nr), int(M), int(w.K),
-                              &alpha, scratch, cublas_type(x_dtype), int(w.K), x,
-                              cublas_type(x_dtype), int(w.K), &beta,
-                              static_cast<char*>(y) + size_t(n0) * y_elem,
-                              cublas_type(y_dtype), int(w.N), CUBLAS_COMPUTE_32F,
-                              CUBLAS_GEMM_DEFAULT),
-                 "cublasGemmEx (quantized weight)");
-  }
-  if (bias == nullptr) return;
-  dispatch_float(y_dtype, "quant linear bias", [&](auto tag) {
-    using Y = decltype(tag);
-    add_bias_rows_kernel<Y><<<grid_for(M * w.N, 256), 256, 0, stream>>>(static_cast<Y*>(y),
-                                                                       bias, M, w.N);
+void quant_gemv_cuda(const void* x, DType x_dtype, int64_t M, const QuantMatrix& w,
+                     const float* bias, void* y, DType y_dtype, cudaStream_t stream) {
+  if (M < 1 || M > kQuantGemvMaxTokens)
+    throw std::invalid_argument("quant GEMV: " + std::to_string(M) + " tokens");
+  dispatch_float(x_dtype, "quant linear", [&](auto tag) {
+    using T = decltype(tag);
+    if (y_dtype == DType::F32) launch_gemv<T, float>(x, M, w, bias, y, stream);
+    else launch_gemv<T, T>(x, M, w, bias, y, stream);
   });
-  check_launch("add_bias_rows_kernel");
 }
 
 }  // namespace tessera

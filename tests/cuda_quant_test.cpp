@@ -25,7 +25,7 @@ namespace {
 struct QuantShape { int64_t K, N; bool bias; };
 const QuantShape kQuantShapes[] = {{896, 1000, true}, {1056, 200, true}, {1000, 152, false},
                                    {80, 384, true},   {4096, 4200, false}};
-const int64_t kQuantTokens[] = {1, 3, 8, 9, 17, 300};
+const int64_t kQuantTokens[] = {1, 3, 8, 9, 17, 32, 33, 300};  // GEMV, 8-token GEMVs, cuBLAS
 
 // A template so that builds without CUDA (where the op tests below are uninstantiated
 // templates too) never reference the GPU helpers.
