@@ -197,13 +197,17 @@ bool Engine::step() {
   }
   Scheduler::commit(plan);
   const int64_t vocab = model_.config().vocab_size;
-  int64_t row = 0;
+  std::vector<Live*> rows;  // logits row i samples for rows[i]
+  std::vector<SampleJob> jobs;
   for (const StepPlanEntry& en : plan.entries) {
     if (!en.samples) continue;
     Live& live = *live_.at(en.seq->id);
-    const float* l = logits.data() + (row++) * vocab;
-    emit_token(live, live.sampler->sample(l, vocab, live.req.prompt, live.output));
+    jobs.push_back({live.sampler.get(), logits.data() + int64_t(rows.size()) * vocab,
+                    &live.req.prompt, &live.output});
+    rows.push_back(&live);
   }
+  const std::vector<SampledToken> tokens = sample_rows(jobs, vocab);  // rows in parallel
+  for (size_t i = 0; i < rows.size(); ++i) emit_token(*rows[i], tokens[i]);
   publish_state();
   return true;
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <sstream>
 #include <stdexcept>
 
@@ -215,6 +216,24 @@ SampledToken Sampler::sample(const float* logits, int64_t vocab,
   SampledToken out;
   out.id = is_greedy(p_) ? argmax_cpu(s.work.data(), vocab) : draw(p_, s, uniform_(rng_));
   if (p_.logprobs >= 0) fill_logprobs(p_.logprobs, logits, vocab, out);
+  return out;
+}
+
+std::vector<SampledToken> sample_rows(const std::vector<SampleJob>& jobs, int64_t vocab) {
+  std::vector<SampledToken> out(jobs.size());
+  std::vector<std::exception_ptr> errors(jobs.size());
+  const int64_t n = int64_t(jobs.size());
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
+  for (int64_t i = 0; i < n; ++i) {
+    const SampleJob& j = jobs[size_t(i)];
+    try {
+      out[size_t(i)] = j.sampler->sample(j.logits, vocab, *j.prompt, *j.output);
+    } catch (...) {  // an exception must not leave an OpenMP region
+      errors[size_t(i)] = std::current_exception();
+    }
+  }
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
   return out;
 }
 

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <random>
+#include <set>
 
 #include "model_test_util.h"
 #include "runtime/engine.h"
@@ -86,6 +87,40 @@ TEST_F(EngineTest, BatchedRequestsGiveTheTokensTheyGetAlone) {
   }
   EXPECT_EQ(e.blocks_used(), 0);
   EXPECT_EQ(e.num_alive(), 0);
+}
+
+// Seeded sampling (temperature, top-p, a penalty, logprobs) batched: the rows of a step are
+// sampled in parallel (sample_rows), and each request still draws what it draws alone.
+TEST_F(EngineTest, BatchedSeededSamplingGivesTheTokensEachGetsAlone) {
+  const int n = 6;
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < n; ++i) prompts.push_back(prompt(7 + 11 * i, 50 + i));
+  auto sampled = [&](int i, std::map<int, Outcome>& outcomes) {
+    EngineRequest r = request(prompts[size_t(i)], 24, outcomes, i);
+    r.sampling.temperature = 0.9f;
+    r.sampling.top_p = 0.95f;
+    r.sampling.presence_penalty = 0.5f;
+    r.sampling.logprobs = 2;
+    r.sampling.seed = 1000 + uint64_t(i);
+    return r;
+  };
+  std::map<int, Outcome> alone, together;
+  for (int i = 0; i < n; ++i) {
+    Engine e(*m_.model, config(64));
+    e.submit(sampled(i, alone));
+    e.run_until_idle();
+  }
+  Engine e(*m_.model, config(256));
+  for (int i = 0; i < n; ++i) e.submit(sampled(i, together));
+  e.run_until_idle();
+  std::set<std::vector<int32_t>> distinct;
+  for (int i = 0; i < n; ++i) {
+    ASSERT_TRUE(together[i].finished);
+    EXPECT_EQ(together[i].ids, alone[i].ids) << "request " << i;
+    distinct.insert(together[i].ids);
+  }
+  EXPECT_EQ(distinct.size(), size_t(n));  // the seeds and prompts differ, so do the draws
+  EXPECT_EQ(e.blocks_used(), 0);
 }
 
 // A pool too small for all sequences at once forces preemption by recompute; every request
