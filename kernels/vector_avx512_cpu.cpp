@@ -42,6 +42,22 @@ float exp_shift_sum_avx512(float* x, int64_t n, float shift) {
   return _mm512_reduce_add_ps(sum);
 }
 
+extern "C" __m512d _ZGVeN8v_exp(__m512d);  // glibc libmvec: exp on 8 doubles (AVX-512)
+
+double softmax_weights_avx512(const float* l, int64_t n, double mx, double T, double* w) {
+  const __m512d m = _mm512_set1_pd(mx), t = _mm512_set1_pd(T);
+  __m512d sum = _mm512_setzero_pd();
+  for (int64_t i = 0; i < n; i += 8) {
+    const __mmask8 k = n - i >= 8 ? __mmask8(0xff) : __mmask8((1u << (n - i)) - 1u);
+    const __m512d x = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, l + i));
+    // (l - mx) / T as the scalar code computes it; masked-off lanes stay 0 in the sum.
+    const __m512d e = _mm512_maskz_mov_pd(k, _ZGVeN8v_exp(_mm512_div_pd(_mm512_sub_pd(x, m), t)));
+    _mm512_mask_storeu_pd(w + i, k, e);
+    sum = _mm512_add_pd(sum, e);
+  }
+  return _mm512_reduce_add_pd(sum);
+}
+
 void silu_mul_avx512(const float* gate, const float* up, int64_t n, float* out) {
   const __m512 one = _mm512_set1_ps(1.0f);
   int64_t i = 0;

@@ -7,7 +7,9 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "kernels/sampling.h"  // argmax_cpu
+#include "kernels/matmul.h"          // cpu_has_avx512
+#include "kernels/sampling.h"        // argmax_cpu
+#include "kernels/vector_avx512.h"   // softmax_weights_avx512
 
 namespace tessera {
 
@@ -131,6 +133,25 @@ size_t select_by_mass(Scratch& s, size_t lo, size_t hi, double target, bool incl
   return lo;
 }
 
+// Among the candidates keys[0, k) (weights in s.weight, `total` their sum): top-p, then u.
+int32_t pick(const RequestSampling& p, Scratch& s, size_t k, double total, double u) {
+  // Nucleus: the shortest rank prefix whose probability reaches top_p.
+  size_t keep = k;
+  double kept = total, before = 0.0;
+  if (p.top_p < 1.0f) {
+    const size_t last = select_by_mass(s, 0, k, double(p.top_p) * total, true, before);
+    keep = last + 1;
+    kept = before + s.weight[size_t(key_id(s.keys[last]))];
+  }
+  return key_id(s.keys[select_by_mass(s, 0, keep, u * kept, false, before)]);
+}
+
+// Weight (relative to the most likely token's 1) from which a token is "likely": the likely
+// tokens rank above all others, so when their mass reaches what top-p (or, without it, the
+// draw) needs, the answer lies among them and the other ~vocab tokens need no rank keys nor
+// selection. An LLM's distribution is peaked: usually a few dozen tokens are likely.
+constexpr double kLikely = 1e-6;
+
 // The random draw from s.work: temperature, min-p, top-k, top-p, then u.
 // Min-p comes before top-k / top-p as in vLLM V1 (its min-p is an argmax-invariant logits
 // processor applied right after temperature); vLLM V0 and Hugging Face apply it after
@@ -149,25 +170,36 @@ int32_t draw(const RequestSampling& p, Scratch& s, double u) {
     for (float l : s.work) kept += (double(l) - mx) / T >= log_min_p;
     k = std::min(k, std::max<int64_t>(kept, 1));
   }
-  fill_keys(s.work.data(), vocab, s.keys);
-  if (k < vocab) std::nth_element(s.keys.begin(), s.keys.begin() + k, s.keys.end());
   // Softmax weights of the candidates at this temperature (double: stable sums).
   s.weight.resize(size_t(vocab));
   double total = 0.0;
+  if (k == vocab) {  // every token a candidate: all weights, then the likely ones first
+    if (cpu_has_avx512()) {
+      total = softmax_weights_avx512(s.work.data(), vocab, mx, T, s.weight.data());
+    } else {
+      for (int64_t i = 0; i < vocab; ++i)
+        total += s.weight[size_t(i)] = std::exp((double(s.work[size_t(i)]) - mx) / T);
+    }
+    s.keys.clear();
+    double likely = 0.0;
+    for (int64_t i = 0; i < vocab; ++i) {
+      if (s.weight[size_t(i)] < kLikely) continue;
+      s.keys.push_back(rank_key(s.work[size_t(i)], int32_t(i)));
+      likely += s.weight[size_t(i)];
+    }
+    if (likely > (p.top_p < 1.0f ? double(p.top_p) : u) * total)
+      return pick(p, s, s.keys.size(), total, u);
+    fill_keys(s.work.data(), vocab, s.keys);  // the answer lies further down: all tokens
+    return pick(p, s, size_t(vocab), total, u);
+  }
+  fill_keys(s.work.data(), vocab, s.keys);
+  std::nth_element(s.keys.begin(), s.keys.begin() + k, s.keys.end());
   for (int64_t i = 0; i < k; ++i) {
     const int32_t id = key_id(s.keys[size_t(i)]);
     s.weight[size_t(id)] = std::exp((double(s.work[size_t(id)]) - mx) / T);
     total += s.weight[size_t(id)];
   }
-  // Nucleus: the shortest rank prefix whose probability reaches top_p.
-  size_t keep = size_t(k);
-  double kept = total, before = 0.0;
-  if (p.top_p < 1.0f) {
-    const size_t last = select_by_mass(s, 0, size_t(k), double(p.top_p) * total, true, before);
-    keep = last + 1;
-    kept = before + s.weight[size_t(key_id(s.keys[last]))];
-  }
-  return key_id(s.keys[select_by_mass(s, 0, keep, u * kept, false, before)]);
+  return pick(p, s, size_t(k), total, u);
 }
 
 // Logprobs are the log_softmax of the model's RAW logits, before bias, penalties,
