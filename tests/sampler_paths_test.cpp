@@ -1,6 +1,8 @@
-// sample_rows: a step's rows sampled in parallel give, for every thread count, exactly what
-// each sampler gives called row by row (ids and logprobs, over several steps so the RNGs and
-// penalty counts advance), and an error inside the parallel loop reaches the caller.
+// The sampler's speed paths. sample_rows: a step's rows sampled in parallel give, for every
+// thread count, exactly what each sampler gives called row by row (ids and logprobs, over
+// several steps so the RNGs and penalty counts advance), and an error inside the parallel
+// loop reaches the caller. The likely-token shortcut (no top-k / min-p): draws equal
+// sample_cpu's whether the answer lies among the likely tokens or past them.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -8,6 +10,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "kernels/sampling.h"
 #include "runtime/sampler.h"
 
 namespace tessera::test {
@@ -86,6 +89,33 @@ TEST(SampleRows, AnErrorInTheParallelLoopReachesTheCaller) {
   for (Sampler& s : samplers) jobs.push_back({&s, &logit, &none, &none});
   EXPECT_THROW(sample_rows(jobs, 0), std::invalid_argument);  // an empty vocabulary
   EXPECT_TRUE(sample_rows({}, kVocab).empty());
+}
+
+// One token at 0, 20 at -5 and 30,000 at -14 (weight e^-14 < 1e-6: not "likely"; together
+// 2% of the mass at T = 1): top-p 0.5 stays among the likely tokens, top-p 0.99 always needs
+// the tail, and without top-p the draws with u past ~0.98 do.
+TEST(SamplerLikelyTokens, DrawsAsSampleCpuOnBothSidesOfTheShortcut) {
+  std::vector<float> l(30021, -14.0f);
+  l[7] = 0.0f;
+  for (int i = 0; i < 20; ++i) l[size_t(100 + 997 * i)] = -5.0f;
+  const int64_t vocab = int64_t(l.size());
+  int in_tail = 0;
+  for (float top_p : {0.5f, 0.99f, 1.0f}) {
+    RequestSampling p;
+    p.temperature = 1.0f;
+    p.top_p = top_p;
+    p.seed = 11;
+    Sampler s(p, 0);
+    std::mt19937_64 rng(11);
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
+    for (int i = 0; i < 100; ++i) {
+      const int32_t id = s.sample(l.data(), vocab, {}, {}).id;
+      ASSERT_EQ(id, sample_cpu(l.data(), vocab, SamplingParams{1.0f, top_p, 0}, uniform(rng)))
+          << "top_p " << top_p << " draw " << i;
+      in_tail += l[size_t(id)] == -14.0f;
+    }
+  }
+  EXPECT_GT(in_tail, 0);  // some draws landed past the likely tokens
 }
 
 }  // namespace
