@@ -205,11 +205,18 @@ int32_t draw(const RequestSampling& p, Scratch& s, double u) {
 // Logprobs are the log_softmax of the model's RAW logits, before bias, penalties,
 // temperature and filtering: vLLM V1's default logprobs_mode "raw_logprobs". Computed in
 // double so the sum over a large vocabulary does not lose the small terms.
-void fill_logprobs(int32_t logprobs, const float* logits, int64_t vocab, SampledToken& out) {
+// s.weight is free again by then: it takes the vector exp's output.
+void fill_logprobs(int32_t logprobs, const float* logits, int64_t vocab, Scratch& s,
+                   SampledToken& out) {
   double mx = -INFINITY;
   for (int64_t i = 0; i < vocab; ++i) mx = std::max(mx, double(logits[i]));
   double sum = 0.0;
-  for (int64_t i = 0; i < vocab; ++i) sum += std::exp(double(logits[i]) - mx);
+  if (cpu_has_avx512()) {
+    s.weight.resize(size_t(vocab));
+    sum = softmax_weights_avx512(logits, vocab, mx, 1.0, s.weight.data());
+  } else {
+    for (int64_t i = 0; i < vocab; ++i) sum += std::exp(double(logits[i]) - mx);
+  }
   const double lse = mx + std::log(sum);
   out.logprob = float(double(logits[out.id]) - lse);
   const int64_t n = std::min<int64_t>(logprobs, vocab);
@@ -247,7 +254,7 @@ SampledToken Sampler::sample(const float* logits, int64_t vocab,
 
   SampledToken out;
   out.id = is_greedy(p_) ? argmax_cpu(s.work.data(), vocab) : draw(p_, s, uniform_(rng_));
-  if (p_.logprobs >= 0) fill_logprobs(p_.logprobs, logits, vocab, out);
+  if (p_.logprobs >= 0) fill_logprobs(p_.logprobs, logits, vocab, s, out);
   return out;
 }
 
