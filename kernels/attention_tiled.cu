@@ -65,7 +65,7 @@ template <class T, class C, int KT>
 __global__ void __launch_bounds__(tiles::kThreads)
     tiled_attention_kernel(tiles::Geometry g, tiles::BatchIndex b, tiles::Plan pl,
                            QAccess<T> q, KvRead<C> kv, OutWrite<T> out) {
-  extern __shared__ float sh[];
+  extern __shared__ __align__(16) float sh[];  // F4 reads of its rows
   DeviceExec<KT> ex;
   tiles::attention_block<KT>(ex, sh, g, b, pl, int64_t(blockIdx.x), int64_t(blockIdx.y),
                          int64_t(blockIdx.z), q, kv, out);

@@ -21,7 +21,11 @@
 
 #if defined(__CUDACC__)
 #define TESSERA_HD __host__ __device__ __forceinline__
+#if defined(__CUDA_ARCH__)
 #define TESSERA_UNROLL _Pragma("unroll")  // register arrays stay in registers
+#else
+#define TESSERA_UNROLL
+#endif
 #else
 #define TESSERA_HD inline
 #define TESSERA_UNROLL
@@ -122,6 +126,15 @@ template <int KT> struct Regs {
 };
 
 struct alignas(16) F4 { float x, y, z, w; };
+
+// (r, i) of element e of a [rows, d] array -> those of e + kThreads, without a division.
+TESSERA_HD void step_element(int d, int& r, int& i) {
+  i += kThreads;
+  while (i >= d) {
+    i -= d;
+    ++r;
+  }
+}
 
 // a . b over d floats of shared memory. Rows start 16-byte aligned when d % 4 == 0 (stride d
 // + 4): 16-byte reads then, and four partial sums for the FMA latency.
@@ -240,10 +253,9 @@ TESSERA_HD void attention_block(Exec& ex, float* sh, const Geometry& g, const Ba
         const int per_key = kThreads / kt, kk = tid / per_key, c0 = tid % per_key, j = j0 + kk;
         float kx[kMaxLoads], vx[kMaxLoads];
         const bool live = j <= hi;
+        const int bs = int(g.block_size);  // 32-bit division
         const int64_t row =
-            live ? (int64_t(table[j / g.block_size]) * g.kv_heads + kvh) * g.block_size +
-                       j % g.block_size
-                 : 0;
+            live ? (int64_t(table[j / bs]) * g.kv_heads + kvh) * bs + j % bs : 0;
         TESSERA_UNROLL
         for (int u = 0; u < kMaxLoads; ++u) {
           const int i = c0 + per_key * u;
@@ -301,9 +313,9 @@ TESSERA_HD void attention_block(Exec& ex, float* sh, const Geometry& g, const Ba
         corr[tid] = c;
       });
       ex.each([&](int tid, auto& R) {  // acc = acc * corr + p v
+        int r = tid / d, i = tid % d;  // element tid + kThreads * a: stepped, not divided
         TESSERA_UNROLL
-        for (int a = 0; a < R.kAcc; ++a) {
-          const int e = tid + kThreads * a, r = e / d, i = e % d;
+        for (int a = 0; a < R.kAcc; ++a, step_element(d, r, i)) {
           if (r >= rows) break;  // r grows with a
           float x = R.acc[a] * corr[r];
           for (int kk = 0; kk < kt; ++kk) x += sp[r * kt + kk] * sv[kk * st + i];
@@ -313,9 +325,9 @@ TESSERA_HD void attention_block(Exec& ex, float* sh, const Geometry& g, const Ba
     }
 
     ex.each([&](int tid, auto& R) {  // the run's rows out
+      int r = tid / d, i = tid % d;
       TESSERA_UNROLL
-      for (int a = 0; a < R.kAcc; ++a) {
-        const int e = tid + kThreads * a, r = e / d, i = e % d;
+      for (int a = 0; a < R.kAcc; ++a, step_element(d, r, i)) {
         if (r >= rows) break;  // r grows with a
         if (!in_run(r)) continue;
         const int64_t t = t_begin + r / hb, h = kvh * group + head0 + r % hb;

@@ -1,5 +1,5 @@
 // The attention-side CUDA ops against their CPU twins: rope, kv_write and paged attention
-// (prefill, decode, several sequences at once, GQA ratios 1/4/7, head_dim 64/80/128,
+// (prefill, decode, several sequences at once, GQA ratios 1/4/7/20, head_dim 64/66/80/128/256,
 // contexts 1/17/1000/5000, sliding window; the tiled kernel and the naive one,
 // TESSERA_ATTENTION=naive), and both with an int8 cache (kv_write_int8: the same
 // bytes and scales as the CPU; attention_int8: the CPU's attention over the same int8 cache).
@@ -21,7 +21,10 @@ namespace tessera::test {
 namespace {
 
 struct Heads { int64_t head_dim, heads, kv_heads; };
-const Heads kHeads[] = {{64, 4, 4}, {80, 8, 2}, {128, 14, 2}};  // GQA ratios 1, 4, 7
+// GQA ratios 1, 4, 7 and 20 (two head chunks of the tiled kernel); head_dim 256 (its largest
+// tiles and registers) and 66 (not a multiple of 4: the scalar shared-memory reads).
+const Heads kHeads[] = {{64, 4, 4}, {80, 8, 2}, {128, 14, 2}, {256, 8, 2}, {80, 20, 1},
+                        {66, 6, 2}};
 constexpr int64_t kBlock = 16;
 
 // A batch of sequences with `ctx[s]` tokens in the cache after the step, the last `fresh[s]`

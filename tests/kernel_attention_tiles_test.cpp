@@ -224,6 +224,7 @@ TEST(AttentionTiles, PrefillAndChunkedPrefillMatchTheCpu) {
       {8, 2, 80, 0, {33, 1, 17}, {33, 1, 9}},
       {20, 1, 80, 0, {50}, {50}},                // 20 heads a kv head: two head chunks
       {8, 2, 256, 0, {70}, {70}},                // head_dim 256: 8-key tiles
+      {6, 2, 66, 0, {40, 9}, {40, 3}},           // head_dim % 4 != 0: scalar dot products
       {14, 2, 128, 64, {300}, {300}},            // sliding window
       {14, 2, 128, 0, {100}, {100}, true},       // int8 cache
       {8, 2, 80, 30, {40, 90}, {23, 7}, true},
@@ -238,6 +239,7 @@ TEST(AttentionTiles, DecodeSplitsTheContextAndCombines) {
       {4, 4, 64, 0, {700, 5}, {1, 1}},
       {20, 1, 80, 0, {2000}, {1}},
       {8, 2, 256, 0, {900}, {1}},
+      {6, 2, 66, 0, {800, 20}, {1, 1}},
       {14, 2, 128, 100, {1000, 300}, {1, 1}},     // window: early splits see no keys
       {28, 4, 128, 0, {2500}, {1}, true},         // int8 cache
   };
