@@ -6,8 +6,6 @@
 // (one token per sequence). An I8 cache is read as integers: each key's dot product and each
 // value's weight take the row's F32 scale.
 #include <cfloat>
-#include <cstdlib>
-#include <string>
 #include <type_traits>
 
 #include "kernels/attention_cuda.h"
@@ -212,8 +210,7 @@ void paged_attention_cuda(const void* q, DType dtype, int64_t heads, const Paged
   if (c.kv_heads <= 0 || heads % c.kv_heads != 0)
     throw std::invalid_argument("attention: heads not a multiple of kv heads");
   check_cache(dtype, c, "attention");
-  const char* which = std::getenv("TESSERA_ATTENTION");  // per call: tests switch it
-  if (!(which && std::string(which) == "naive"))
+  if (!env_is("TESSERA_ATTENTION", "naive"))
     return paged_attention_tiled_cuda(q, dtype, heads, c, b, scale, window, scratch, out,
                                       stream);
   dispatch_float(dtype, "attention", [&](auto tag) {

@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -20,6 +21,13 @@ inline void check(cudaError_t e, const char* what) {
 }
 // After a kernel launch: reports bad launch configurations at once.
 inline void check_launch(const char* kernel) { check(cudaGetLastError(), kernel); }
+
+// Whether environment variable `name` is set to `value`: the kernel switches that let a GPU
+// session compare two paths without a rebuild (read per call: tests flip them).
+inline bool env_is(const char* name, const char* value) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::string(v) == value;
+}
 
 template <class T> __device__ __forceinline__ float to_f32(T x);
 template <> __device__ __forceinline__ float to_f32<float>(float x) { return x; }

@@ -10,7 +10,6 @@
 // (the rest): warp w owns row n, lane l reads 16-byte units l, l + 32, ... (words, or bytes,
 // when rows or x are not 16-byte aligned); F32 FMAs.
 #include <algorithm>
-#include <cstdlib>
 #include <string>
 #include <type_traits>
 
@@ -273,8 +272,7 @@ bool mma_allowed() {  // one GPU per rank); TESSERA_QUANT_GEMV=fma: never (to co
     return cudaGetDevice(&dev) == cudaSuccess &&
            cudaDeviceGetAttribute(&major, cc, dev) == cudaSuccess && major >= 8;
   }();
-  const char* e = std::getenv("TESSERA_QUANT_GEMV");  // per call: tests switch it
-  return !(e && std::string(e) == "fma") && (std::is_same_v<T, __half> || bf16);
+  return !env_is("TESSERA_QUANT_GEMV", "fma") && (std::is_same_v<T, __half> || bf16);
 }
 
 template <class T, class Y>

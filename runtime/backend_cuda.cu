@@ -65,7 +65,9 @@ class CudaBackend final : public Backend {
     workspace_ = cuda_device_alloc(kCublasWorkspace, "the cuBLAS workspace");
     check_cublas(cublasSetWorkspace(cublas_, workspace_.get(), kCublasWorkspace),
                  "cublasSetWorkspace");
-    attention_scratch_ = cuda_device_alloc(kAttentionScratch, "the attention split partials");
+    attention_memory_ = cuda_device_alloc(kAttentionScratch, "the attention split partials");
+    attention_scratch_ = {static_cast<float*>(attention_memory_.get()),
+                          int64_t(kAttentionScratch / sizeof(float)), info_.sm_count};
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
@@ -273,11 +275,8 @@ class CudaBackend final : public Backend {
            "q " + q.shape_str() + ", out " + out.shape_str() + " for " +
                std::to_string(b.host->num_tokens()) + " tokens x " +
                std::to_string(p.num_heads) + " heads");
-    const AttentionScratchCuda scratch{static_cast<float*>(attention_scratch_.get()),
-                                       int64_t(kAttentionScratch / sizeof(float)),
-                                       info_.sm_count};
     paged_attention_cuda(q.data, q.dtype, p.num_heads, paged(cache, block_size), paged_batch(b),
-                         p.scale, p.sliding_window, scratch, out.data, stream_);
+                         p.scale, p.sliding_window, attention_scratch_, out.data, stream_);
   }
 
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
@@ -353,7 +352,8 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   std::shared_ptr<void> workspace_;
-  std::shared_ptr<void> attention_scratch_;
+  std::shared_ptr<void> attention_memory_;
+  AttentionScratchCuda attention_scratch_;  // views attention_memory_
   std::shared_ptr<void> scratch_;  // dequantized weight rows for prefill (quant_linear_cuda)
   size_t scratch_bytes_ = 0;
   bool capture_;
