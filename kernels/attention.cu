@@ -1,5 +1,6 @@
-// Paged attention on the GPU: kv_write, and the first attention kernel (the tiled one in
-// attention_tiled.cu is the default; TESSERA_ATTENTION=naive selects this). One block per
+// Paged attention on the GPU: kv_write, the choice of kernel (tensor-core prefill in
+// attention_mma.cu, tiled in attention_tiled.cu), and the first attention kernel
+// (TESSERA_ATTENTION=naive selects it, to compare on a GPU). One block per
 // (token, query head); its warps take the keys in turn (key j to warp j % warps), each warp
 // keeps an online softmax (running max, sum and fp32 accumulator, lanes splitting head_dim),
 // and the warps merge at the end. The same kernel serves prefill (many tokens) and decode
@@ -210,17 +211,19 @@ void paged_attention_cuda(const void* q, DType dtype, int64_t heads, const Paged
   if (c.kv_heads <= 0 || heads % c.kv_heads != 0)
     throw std::invalid_argument("attention: heads not a multiple of kv heads");
   check_cache(dtype, c, "attention");
-  if (!env_is("TESSERA_ATTENTION", "naive"))
-    return paged_attention_tiled_cuda(q, dtype, heads, c, b, scale, window, scratch, out,
-                                      stream);
-  dispatch_float(dtype, "attention", [&](auto tag) {
-    using T = decltype(tag);
-    if (c.dtype == DType::I8)
-      launch_attention<T, int8_t>(q, heads, c, b, scale, window, out, stream);
-    else
-      launch_attention<T, T>(q, heads, c, b, scale, window, out, stream);
-  });
-  check_launch("paged_attention_kernel");
+  if (env_is("TESSERA_ATTENTION", "naive")) {
+    dispatch_float(dtype, "attention", [&](auto tag) {
+      using T = decltype(tag);
+      if (c.dtype == DType::I8)
+        launch_attention<T, int8_t>(q, heads, c, b, scale, window, out, stream);
+      else
+        launch_attention<T, T>(q, heads, c, b, scale, window, out, stream);
+    });
+    return check_launch("paged_attention_kernel");
+  }
+  if (mma_attention_applies(dtype, c, b, scratch))
+    return paged_attention_mma_cuda(q, dtype, heads, c, b, scale, window, out, stream);
+  paged_attention_tiled_cuda(q, dtype, heads, c, b, scale, window, scratch, out, stream);
 }
 
 }  // namespace tessera

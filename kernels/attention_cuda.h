@@ -30,11 +30,13 @@ struct PagedBatchCuda {
 };
 
 // Device memory for the split-K partial softmaxes of decode attention (kernels/
-// attention_tiles.h), and the SM count the splits aim to fill. data == nullptr: no splits.
+// attention_tiles.h), the SM count the splits aim to fill (data == nullptr: no splits), and
+// the GPU's compute capability (major; 7 and up: the tensor-core prefill kernel).
 struct AttentionScratchCuda {
   float* data = nullptr;
   int64_t floats = 0;
   int64_t sm_count = 0;
+  int arch_major = 0;
 };
 
 // Stores k, v [n, kv_heads, head_dim] (dtype: the cache's, or any float dtype for an I8
@@ -45,10 +47,12 @@ void kv_write_cuda(const void* k, const void* v, DType dtype, const PagedBatchCu
 // out [n, heads * head_dim] = causal softmax(q k^T * scale) v per token, q [n, heads, head_dim],
 // q and out in dtype (the cache's, or any float dtype for an I8 cache, dequantized as it is
 // read); fp32 scores and accumulation. window > 0: keys at positions > position - window
-// only. Query head h reads kv head h / (heads / kv_heads). Runs the tiled kernel (a block
-// per kv head's query heads and a run of tokens, decode contexts split over `scratch`);
-// TESSERA_ATTENTION=naive runs the first kernel (a block per token and query head), to
-// compare the two on a GPU.
+// only. Query head h reads kv head h / (heads / kv_heads). Batches with prefill tokens in
+// fp16 / bf16 run the tensor-core kernel when mma_attention_applies (attention_mma.cu: fp16
+// tiles, fp32 scores and sums), others the tiled kernel (a block per kv head's query heads
+// and a run of tokens, decode contexts split over `scratch`). To compare them on a GPU,
+// TESSERA_ATTENTION=tiled runs the tiled kernel for every batch and TESSERA_ATTENTION=naive
+// the first kernel (a block per token and query head).
 void paged_attention_cuda(const void* q, DType dtype, int64_t heads, const PagedKvCuda& cache,
                           const PagedBatchCuda& b, float scale, int64_t window,
                           const AttentionScratchCuda& scratch, void* out, cudaStream_t stream);
@@ -57,5 +61,14 @@ void paged_attention_tiled_cuda(const void* q, DType dtype, int64_t heads,
                                 const PagedKvCuda& cache, const PagedBatchCuda& b, float scale,
                                 int64_t window, const AttentionScratchCuda& scratch, void* out,
                                 cudaStream_t stream);
+// Whether the tensor-core kernel takes this batch: fp16 / bf16, compute capability 7.0 and
+// up, head_dim a multiple of 16 up to 128, some sequence with more than one new token, and
+// TESSERA_ATTENTION not "tiled".
+bool mma_attention_applies(DType dtype, const PagedKvCuda& cache, const PagedBatchCuda& b,
+                           const AttentionScratchCuda& scratch);
+// The tensor-core kernel alone (kernels/attention_mma.cu), when the above holds.
+void paged_attention_mma_cuda(const void* q, DType dtype, int64_t heads,
+                              const PagedKvCuda& cache, const PagedBatchCuda& b, float scale,
+                              int64_t window, void* out, cudaStream_t stream);
 
 }  // namespace tessera

@@ -67,7 +67,8 @@ class CudaBackend final : public Backend {
                  "cublasSetWorkspace");
     attention_memory_ = cuda_device_alloc(kAttentionScratch, "the attention split partials");
     attention_scratch_ = {static_cast<float*>(attention_memory_.get()),
-                          int64_t(kAttentionScratch / sizeof(float)), info_.sm_count};
+                          int64_t(kAttentionScratch / sizeof(float)), info_.sm_count,
+                          info_.major};
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);

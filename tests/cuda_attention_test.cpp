@@ -1,8 +1,10 @@
 // The attention-side CUDA ops against their CPU twins: rope, kv_write and paged attention
 // (prefill, decode, several sequences at once, GQA ratios 1/4/7/20, head_dim 64/66/80/128/256,
-// contexts 1/17/1000/5000, sliding window; the tiled kernel and the naive one,
-// TESSERA_ATTENTION=naive), and both with an int8 cache (kv_write_int8: the same
-// bytes and scales as the CPU; attention_int8: the CPU's attention over the same int8 cache).
+// contexts 1/17/1000/5000, sliding window; the default choice (prefill batches in fp16 / bf16
+// on the tensor-core kernel where its head dims allow: 64, 80, 128), the tiled kernel
+// (TESSERA_ATTENTION=tiled) and the naive one (=naive)), and all of them with an int8 cache
+// (kv_write_int8: the same bytes and scales as the CPU; attention_int8: the CPU's attention
+// over the same int8 cache).
 // Suite CudaOps, with cuda_ops_test.cpp.
 #include <gtest/gtest.h>
 
@@ -11,6 +13,7 @@
 #include <cstdlib>
 #include <numeric>
 #include <sstream>
+#include <string>
 #include <tuple>
 #include <utility>
 
@@ -185,8 +188,10 @@ void check_attention(DType dt, const Heads& hd, const std::vector<int64_t>& ctx,
   cpu.attention(host_from(q, DType::F32, {n, hd.heads, d}), cc, kBlock, p, cpu.upload_batch(b),
                 want);
   const auto ref = values_of(cpu, want);
-  for (const char* kernel : {"tiled", "naive"}) {  // TESSERA_ATTENTION picks one
-    setenv("TESSERA_ATTENTION", kernel, 1);
+  // The default (tensor-core prefill where mma_attention_applies, else tiled), then the others
+  // as TESSERA_ATTENTION picks them.
+  for (const char* kernel : {"default", "tiled", "naive"}) {
+    if (std::string(kernel) != "default") setenv("TESSERA_ATTENTION", kernel, 1);
     Tensor got = gpu_poisoned(gpu, dt, {n, hd.heads * d});
     gpu.attention(gpu_from(q, dt, {n, hd.heads, d}), gc, kBlock, p, gpu.upload_batch(b), got);
     unsetenv("TESSERA_ATTENTION");
@@ -205,6 +210,7 @@ TESSERA_CUDA_OP_TEST(attention) {
     check_attention(dt, hd, {1, 17, 1000}, {1, 1, 1}, 0, rng);                  // decode
     check_attention(dt, hd, {5000}, {1}, 0, rng);         // one long context: split-K
     check_attention(dt, hd, {40, 1000}, {23, 5}, 0, rng);                       // chunked
+    check_attention(dt, hd, {300, 1000, 7}, {200, 1, 7}, 0, rng);  // decode beside prefill
     check_attention(dt, hd, {1000}, {1000}, 64, rng);                           // window
     check_attention(dt, hd, {1000, 300}, {1, 1}, 100, rng);
   }
@@ -217,6 +223,7 @@ TESSERA_CUDA_OP_TEST(attention_int8) {
     check_attention(dt, hd, {1, 17, 1000}, {1, 1, 1}, 0, rng, true);
     check_attention(dt, hd, {5000}, {1}, 0, rng, true);
     check_attention(dt, hd, {40, 1000}, {23, 5}, 0, rng, true);
+    check_attention(dt, hd, {300, 1000, 7}, {200, 1, 7}, 0, rng, true);
     check_attention(dt, hd, {1000, 300}, {1, 1}, 100, rng, true);
   }
 }

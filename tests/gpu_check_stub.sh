@@ -28,7 +28,7 @@ for a in "\$@"; do
     cuda) a=cpu ;;
     *qwen2.5-7b-instruct.json) a="$testdata/configs/stories110m-shape.json" ;;
     128) a=4 ;;
-    512,2048|512) a=8 ;;
+    512,2048,16384|512,2048|512) a=8 ;;
     1,8|1,8,32,128) a=1 ;;
     16384) a=8 ;;
   esac
