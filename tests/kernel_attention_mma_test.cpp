@@ -78,21 +78,11 @@ template <class Elem> struct HostMma {
   }
 };
 
-// Each phase's threads, warps and lanes in order, reversed or shuffled: a thread (lane) that
-// reads what another writes in the same phase, a race on the GPU, gives different results.
-enum class Order { kForward, kReverse, kShuffled };
-
-template <class M> struct HostExec {
+template <class M> struct HostExec {  // phases in `order` (paged_attention_fixture.h)
   Order order = Order::kForward;
   std::mt19937 rng{11};
   std::vector<mt::WarpRegs<M>> regs = std::vector<mt::WarpRegs<M>>(mt::kWarps);
-  std::vector<int> sequence(int count) {
-    std::vector<int> ids(static_cast<size_t>(count));
-    std::iota(ids.begin(), ids.end(), 0);
-    if (order == Order::kReverse) std::reverse(ids.begin(), ids.end());
-    if (order == Order::kShuffled) std::shuffle(ids.begin(), ids.end(), rng);
-    return ids;
-  }
+  std::vector<int> sequence(int count) { return ordered(count, order, rng); }
   template <class F> void threads(F&& f) {
     for (int t : sequence(mt::kThreads)) f(t);
   }
@@ -169,7 +159,7 @@ template <class E> double compare(const Scenario& sc, uint32_t seed = 7) {
   if constexpr (!std::is_same_v<E, float>) round_to_f16(s);
   const std::vector<float> want = cpu_reference(sc, s);
   double err = 0.0;
-  for (Order o : {Order::kForward, Order::kReverse, Order::kShuffled})
+  for (Order o : kOrders)
     err = std::max(err, relative_error(run_mma<E>(sc, s, o), want));
   return err;
 }

@@ -3,7 +3,8 @@
 // the GPU kernel), then the split-K combine, compared with paged_attention_cpu on the same
 // paged cache. This is the GPU kernel's indexing, masking, online softmax and split arithmetic
 // (the CUDA file adds only accessors and launches), tested where there is no GPU. Cache slots
-// no sequence owns hold NaN, so a read outside a sequence's keys poisons the output.
+// no sequence owns hold NaN, so a read outside a sequence's keys poisons the output; each
+// phase's threads run in forward, reverse and shuffled order, so a race changes the output.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -24,10 +25,12 @@ namespace {
 
 namespace tl = tessera::tiles;
 
-template <int KT> struct HostExec {
+template <int KT> struct HostExec {  // phases in `order` (paged_attention_fixture.h)
+  Order order = Order::kForward;
+  std::mt19937 rng{11};
   tl::Regs<KT> regs[tl::kThreads];
   template <class F> void each(F&& f) {
-    for (int t = 0; t < tl::kThreads; ++t) f(t, regs[t]);
+    for (int t : ordered(tl::kThreads, order, rng)) f(t, regs[t]);
   }
 };
 
@@ -50,7 +53,8 @@ struct OutAcc {  // layout of OutWrite in attention_tiled.cu
 
 // The grid of plan_tiles (and the combine) on the host; returns the output [n, heads * d].
 std::vector<float> run_tiles(const Scenario& sc, const PagedSetup& s, int64_t sm_count,
-                             int64_t partial_floats, tl::Plan* plan_out = nullptr) {
+                             int64_t partial_floats, tl::Plan* plan_out = nullptr,
+                             Order order = Order::kForward) {
   const Batch& b = s.b;
   const int64_t n = b.num_tokens(), d = sc.d;
   const tl::Geometry g{sc.heads, sc.kv_heads, d, kBlock, float(1.0 / std::sqrt(double(d))),
@@ -72,6 +76,7 @@ std::vector<float> run_tiles(const Scenario& sc, const PagedSetup& s, int64_t sm
         std::fill(shared.begin(), shared.end(), NAN);  // nothing carries over between blocks
         tl::with_key_tile(d, [&](auto kt) {
           auto exec = std::make_unique<HostExec<decltype(kt)::value>>();
+          exec->order = order;
           tl::attention_block<decltype(kt)::value>(*exec, shared.data(), g, bi, pl, x, y, z,
                                                    QAcc{&s, sc.heads, d},
                                                    KvAcc{&s, d, sc.int8}, oa);
@@ -90,7 +95,11 @@ double compare(const Scenario& sc, int64_t sm_count, int64_t partial_floats,
                tl::Plan* plan = nullptr, uint32_t seed = 7) {
   std::mt19937 rng(seed);
   const PagedSetup s = build(sc, rng);
-  return relative_error(run_tiles(sc, s, sm_count, partial_floats, plan), cpu_reference(sc, s));
+  const std::vector<float> want = cpu_reference(sc, s);
+  double err = 0.0;  // the largest of the three thread orders
+  for (Order o : kOrders)
+    err = std::max(err, relative_error(run_tiles(sc, s, sm_count, partial_floats, plan, o), want));
+  return err;
 }
 
 // Both sides sum in float (up to 3,000 terms a row, in different orders): the CPU kernel's own

@@ -152,4 +152,18 @@ inline void round_to_f16(PagedSetup& s) {
       if (!std::isnan(x)) x = f16_to_f32(f32_to_f16(x));
 }
 
+// The order a host emulation runs a phase's threads (or lanes) in: forward, reversed or
+// shuffled. A thread that reads what another writes in the same phase, a race on the GPU,
+// gives different results in different orders.
+enum class Order { kForward, kReverse, kShuffled };
+constexpr Order kOrders[] = {Order::kForward, Order::kReverse, Order::kShuffled};
+
+inline std::vector<int> ordered(int count, Order order, std::mt19937& rng) {
+  std::vector<int> ids(static_cast<size_t>(count));
+  std::iota(ids.begin(), ids.end(), 0);
+  if (order == Order::kReverse) std::reverse(ids.begin(), ids.end());
+  if (order == Order::kShuffled) std::shuffle(ids.begin(), ids.end(), rng);
+  return ids;
+}
+
 }  // namespace tessera::test
