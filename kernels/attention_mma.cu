@@ -47,9 +47,13 @@ struct WmmaOps {
   __device__ void store(float* p, const Acc& c, int ld) const {
     wmma::store_matrix_sync(p, c, ld, wmma::mem_row_major);
   }
-  __device__ void scale_rows(Acc& c, const Acc& rows, const float* f) const {
+  __device__ void gather_rows(Acc& g, const Acc& rows, const float* f) const {
 #pragma unroll
-    for (int i = 0; i < c.num_elements; ++i) c.x[i] *= f[int(rows.x[i])];
+    for (int i = 0; i < g.num_elements; ++i) g.x[i] = f[int(rows.x[i])];
+  }
+  __device__ void scale(Acc& c, const Acc& g) const {
+#pragma unroll
+    for (int i = 0; i < c.num_elements; ++i) c.x[i] *= g.x[i];
   }
 };
 
@@ -99,7 +103,7 @@ template <class C> struct KvChunks {
     if constexpr (std::is_same_v<C, __half>) {
       *reinterpret_cast<uint4*>(dst) = c.raw;
     } else {
-      __half h[8];
+      alignas(16) __half h[8];  // read back as one 16-byte word
       if constexpr (std::is_same_v<C, int8_t>) {
         const int8_t* q = reinterpret_cast<const int8_t*>(&c.raw);
 #pragma unroll
@@ -115,16 +119,25 @@ template <class C> struct KvChunks {
 };
 
 template <class T, class C>
-// 3 blocks an SM (168 registers): the loads of one hide behind the others' products.
-__global__ void __launch_bounds__(mt::kThreads, 3)
+// 3 blocks an SM (168 registers): the loads of one hide behind the others' products. A T4's
+// 64 KiB of shared memory holds 2, so there the registers are not capped that far.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 750
+#define TESSERA_MMA_BLOCKS_PER_SM 2
+#else
+#define TESSERA_MMA_BLOCKS_PER_SM 3
+#endif
+__global__ void __launch_bounds__(mt::kThreads, TESSERA_MMA_BLOCKS_PER_SM)
     mma_attention_kernel(mt::Geometry g, mt::BatchIndex b, mt::Plan pl, QAccess<T> q,
                          KvChunks<C> kv, OutWrite<T> out) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
   extern __shared__ __align__(128) unsigned char smem[];  // WMMA tiles: 32-byte aligned
   DeviceExec ex;
   const WmmaOps mm;
-  mt::mma_attention_block(ex, mm, smem, g, b, pl, int64_t(blockIdx.x), int64_t(blockIdx.y), q,
-                          kv, out);
+  // The last tokens' blocks have the most keys: run them first (less of a tail).
+  const int64_t x = int64_t(gridDim.x) - 1 - int64_t(blockIdx.x);
+  mt::mma_attention_block(ex, mm, smem, g, b, pl, x, int64_t(blockIdx.y), q, kv, out);
+#else
+  __trap();  // built without sm_70+ code: mma_attention_applies never picks it
 #endif
 }
 

@@ -12,9 +12,9 @@
 // runs f(lane) for every lane between warp barriers. The matrix operations come from a policy
 // M (WMMA fragments on the GPU, whole 16x16 tiles on the host): M::E the tile element, zero,
 // load_a (row-major A), load_b_col / load_b_row (B from a column- / row-major array), load_acc,
-// mma (c += a b), store (row-major), scale_rows(c, rows, f) (c[r][j] *= f[rows[r][j]]: an
+// mma (c += a b), store (row-major), gather_rows(g, rows, f) (g[r][j] = f[rows[r][j]]: an
 // accumulator's element-to-row map is not specified on the GPU, so a tile of row indices
-// loaded into an accumulator gives it), to_e / from_e.
+// loaded into an accumulator gives it), scale(c, g) (c *= g element-wise), to_e / from_e.
 #pragma once
 #include <climits>
 
@@ -32,8 +32,10 @@ constexpr int kRows = 64;  // query rows a block, 16 a warp
 constexpr int kKeys = 32;  // keys a tile: two 16-key column tiles of the scores
 constexpr int kMaxHeadDim = 128;
 constexpr int kMaxFrags = kMaxHeadDim / 16;
-constexpr int kEPad = 8;         // elements after each staged E row: fragment rows 16 bytes apart
-constexpr int kLdS = kKeys + 4;  // floats a score row (a row's probabilities overwrite it as E)
+// Row strides are multiples of 32 bytes, as the PTX ISA asks of WMMA rows ("Matrix Storage
+// for WMMA"; the CUDA C++ guide only asks 16).
+constexpr int kEPad = 16;        // E elements after each staged row (fp16: 32 bytes)
+constexpr int kLdS = kKeys + 8;  // floats a score row (a row's probabilities overwrite it as E)
 constexpr int kChunk = 8;        // cache elements a thread loads at once (16 bytes of fp16)
 constexpr int kMaxChunks = kKeys * kMaxHeadDim / kChunk / kThreads;  // a thread's, K or V
 
@@ -45,7 +47,7 @@ TESSERA_HD constexpr int64_t e_stride(int64_t d) { return d + kEPad; }
 // Shared memory in bytes for element size e: [kRows, e_stride] E (q staging, then the key
 // tile's K [kKeys, e_stride] and V [kKeys, e_stride]), scores [kRows, kLdS] F32, then the
 // running max, sum and rescale (F32) and each row's first and last key (int32), [kRows] each.
-// 27,904 bytes at head_dim 128 in fp16: two blocks an SM even on a T4's 64 KiB.
+// 29,952 bytes at head_dim 128 in fp16: two blocks an SM even on a T4's 64 KiB.
 TESSERA_HD constexpr int64_t shared_bytes(int64_t d, int64_t e_size) {
   return kRows * e_stride(d) * e_size + kRows * kLdS * 4 + 5 * kRows * 4;
 }
@@ -218,10 +220,12 @@ TESSERA_HD void mma_attention_block(Exec& ex, const M& mm, unsigned char* smem,
       typename M::A pa[kKeys / 16];
       TESSERA_UNROLL
       for (int c = 0; c < kKeys / 16; ++c) mm.load_a(pa[c], sp + 16 * w * ldp + 16 * c, ldp);
+      typename M::Acc rescale;  // each element's row's corr, read once a tile
+      mm.gather_rows(rescale, W.rows, corr + 16 * w);
       TESSERA_UNROLL
       for (int f = 0; f < kMaxFrags; ++f) {  // o = o * corr + p v
         if (f >= nf) break;
-        mm.scale_rows(W.o[f], W.rows, corr + 16 * w);
+        mm.scale(W.o[f], rescale);
         TESSERA_UNROLL
         for (int c = 0; c < kKeys / 16; ++c) {
           typename M::BRow vb;

@@ -3,6 +3,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <stdexcept>
 #include <vector>
 
@@ -14,8 +16,21 @@ namespace tessera {
 static_assert(int(DType::F32) == 0 && int(DType::F16) == 1 && int(DType::BF16) == 2,
               "matmul_avx512 relies on these values");
 
+namespace {
+// TESSERA_CPU_ISA=portable|avx2 caps the kernels the CPU backend picks below what the processor
+// has: to compare the paths on one machine and to test each of them. Anything else: no cap.
+int isa_cap() {
+  static const int cap = [] {
+    const char* v = std::getenv("TESSERA_CPU_ISA");
+    const std::string s = v ? v : "";
+    return s == "portable" ? 0 : s == "avx2" ? 1 : 2;
+  }();
+  return cap;
+}
+}  // namespace
+
 bool cpu_has_avx512() {
-  static const bool has = __builtin_cpu_supports("avx512f") &&
+  static const bool has = isa_cap() >= 2 && __builtin_cpu_supports("avx512f") &&
                           __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512vl") &&
                           __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");

@@ -72,9 +72,13 @@ template <class Elem> struct HostMma {
     for (int r = 0; r < 16; ++r)
       for (int c = 0; c < 16; ++c) p[r * ld + c] = t.v[r][c];
   }
-  void scale_rows(Tile& c, const Tile& rows, const float* f) const {
+  void gather_rows(Tile& g, const Tile& rows, const float* f) const {
     for (int r = 0; r < 16; ++r)
-      for (int j = 0; j < 16; ++j) c.v[r][j] *= f[int(rows.v[r][j])];
+      for (int j = 0; j < 16; ++j) g.v[r][j] = f[int(rows.v[r][j])];
+  }
+  void scale(Tile& c, const Tile& g) const {
+    for (int r = 0; r < 16; ++r)
+      for (int j = 0; j < 16; ++j) c.v[r][j] *= g.v[r][j];
   }
 };
 
@@ -229,7 +233,7 @@ TEST(AttentionMma, BlocksCoverEveryTokenOfOneSequenceOnce) {
 }
 
 TEST(AttentionMma, SharedMemoryLeavesTwoBlocksOnAT4) {
-  EXPECT_EQ(mt::shared_bytes(128, 2), 27904);
+  EXPECT_EQ(mt::shared_bytes(128, 2), 29952);
   EXPECT_LE(2 * mt::shared_bytes(128, 2), 64 * 1024);
   EXPECT_TRUE(mt::supports_head_dim(64) && mt::supports_head_dim(80) && mt::supports_head_dim(128));
   EXPECT_FALSE(mt::supports_head_dim(66) || mt::supports_head_dim(256) || mt::supports_head_dim(0));
