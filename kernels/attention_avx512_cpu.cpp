@@ -1,10 +1,10 @@
 // Register-blocked over up to 8 query heads: a K or V row's 16-value chunk is loaded (and
 // converted from int8) once and used by every head of the group.
-#include <immintrin.h>
 
 #include <algorithm>
 #include <type_traits>
 
+#include "kernels/simd_target.h"
 #include "kernels/attention_avx512.h"
 
 namespace tessera {
@@ -107,7 +107,6 @@ void over_head_blocks(int64_t G, const Fn& fn) {
   }
 }
 
-}  // namespace
 
 void gqa_dots_avx512(const float* q, int64_t G, const void* k, bool i8, int64_t keys, int64_t d,
                      float* dots, int64_t stride) {
@@ -126,5 +125,10 @@ void gqa_accumulate_avx512(const float* w, int64_t stride, int64_t G, const void
     else accumulate_tile<GN, false>(w + g0 * stride, stride, v, keys, d, acc + g0 * d);
   });
 }
+
+}  // namespace
+
+extern const AttentionSimd TESSERA_SIMD_TABLE(kAttention) = {gqa_dots_avx512,
+                                                             gqa_accumulate_avx512};
 
 }  // namespace tessera

@@ -21,10 +21,10 @@ void check_cache(const PagedKv& c, const char* op) {
 }
 
 // dots[g * stride + j] = q[g] . k[j] for the G heads and `keys` rows [keys, d] of F32 values
-// or I8 codes (the portable twin of gqa_dots_avx512).
+// or I8 codes (the portable twin of AttentionSimd::gqa_dots; simd: the CPU's build of it).
 void gqa_dots(const float* q, int64_t G, const void* k, bool i8, int64_t keys, int64_t d,
-              float* dots, int64_t stride, bool avx) {
-  if (avx) return gqa_dots_avx512(q, G, k, i8, keys, d, dots, stride);
+              float* dots, int64_t stride, const AttentionSimd* simd) {
+  if (simd) return simd->gqa_dots(q, G, k, i8, keys, d, dots, stride);
   for (int64_t g = 0; g < G; ++g)
     for (int64_t j = 0; j < keys; ++j) {
       float s = 0.0f;
@@ -35,10 +35,11 @@ void gqa_dots(const float* q, int64_t G, const void* k, bool i8, int64_t keys, i
     }
 }
 
-// acc[g] += sum_j w[g * stride + j] * v[j] (the portable twin of gqa_accumulate_avx512).
+// acc[g] += sum_j w[g * stride + j] * v[j] (the portable twin of
+// AttentionSimd::gqa_accumulate).
 void gqa_accumulate(const float* w, int64_t stride, int64_t G, const void* v, bool i8,
-                    int64_t keys, int64_t d, float* acc, bool avx) {
-  if (avx) return gqa_accumulate_avx512(w, stride, G, v, i8, keys, d, acc);
+                    int64_t keys, int64_t d, float* acc, const AttentionSimd* simd) {
+  if (simd) return simd->gqa_accumulate(w, stride, G, v, i8, keys, d, acc);
   for (int64_t g = 0; g < G; ++g)
     for (int64_t j = 0; j < keys; ++j)
       for (int64_t i = 0; i < d; ++i)
@@ -105,7 +106,8 @@ struct Attend {  // one call's constants
   std::vector<int64_t> first;     // [n] each token's first key position (sliding window)
   int64_t heads, G, d;
   float scale;
-  bool i8, avx;
+  bool i8, avx;               // avx: AVX-512 exp (kernels/vector_avx512.h)
+  const AttentionSimd* simd;  // the dot products' SIMD build; nullptr: portable
 
   int64_t keys(int64_t t) const { return b.positions[size_t(t)] + 1 - first[size_t(t)]; }
   int64_t parts(int64_t t) const { return (keys(t) + kPartKeys - 1) / kPartKeys; }
@@ -147,7 +149,7 @@ void attend_part(const Attend& a, int64_t t, int64_t kvh, int64_t lo, int64_t hi
   const int64_t G = a.G, d = a.d, count = hi - lo, S = kPartKeys;
   const float* q = a.q + (t * a.heads + kvh * G) * d;  // the G heads of kv head kvh
   for_each_run(a, t, kvh, lo, hi, c.k, [&](int64_t at, int64_t row, const char* k, int64_t run) {
-    gqa_dots(q, G, k, a.i8, run, d, p + at, S, a.avx);
+    gqa_dots(q, G, k, a.i8, run, d, p + at, S, a.simd);
     for (int64_t g = 0; g < G; ++g) {
       float* sc = p + g * S + at;
       if (a.i8)
@@ -166,7 +168,7 @@ void attend_part(const Attend& a, int64_t t, int64_t kvh, int64_t lo, int64_t hi
     if (a.i8)
       for (int64_t g = 0; g < G; ++g)
         for (int64_t j = 0; j < run; ++j) p[g * S + at + j] *= c.v_scale[row + j];
-    gqa_accumulate(p + at, S, G, v, a.i8, run, d, acc, a.avx);
+    gqa_accumulate(p + at, S, G, v, a.i8, run, d, acc, a.simd);
   });
 }
 
@@ -204,11 +206,12 @@ void write_out(const Attend& a, int64_t t, int64_t kvh, const float* state, floa
 }
 
 void paged_attention(const float* q, int64_t heads, const PagedKv& c, const Batch& b,
-                     float scale, int64_t window, float* out, bool avx) {
+                     float scale, int64_t window, float* out, bool avx,
+                     const AttentionSimd* simd) {
   check_cache(c, "paged_attention_cpu");
   const int64_t n = b.num_tokens();
   Attend a{c, b, q, {}, {}, heads, heads / c.kv_heads, c.head_dim, scale,
-           c.dtype == DType::I8, avx};
+           c.dtype == DType::I8, avx, simd};
   a.seq_of.resize(size_t(n));
   a.first.resize(size_t(n));
   for (int64_t s = 0; s < b.num_seqs(); ++s)
@@ -263,12 +266,13 @@ void paged_attention(const float* q, int64_t heads, const PagedKv& c, const Batc
 
 void paged_attention_cpu(const float* q, int64_t heads, const PagedKv& c, const Batch& b,
                          float scale, int64_t window, float* out) {
-  paged_attention(q, heads, c, b, scale, window, out, cpu_has_avx512());
+  paged_attention(q, heads, c, b, scale, window, out, cpu_has_avx512(),
+                  simd_kernels(kAttentionAvx512, kAttentionAvx2));
 }
 
 void paged_attention_cpu_portable(const float* q, int64_t heads, const PagedKv& c,
                                   const Batch& b, float scale, int64_t window, float* out) {
-  paged_attention(q, heads, c, b, scale, window, out, false);
+  paged_attention(q, heads, c, b, scale, window, out, false, nullptr);
 }
 
 }  // namespace tessera

@@ -22,8 +22,16 @@ void matmul_cpu_portable(const float* x, int64_t M, int64_t K, const void* w, DT
 void matmul_cpu_bf16_activations(const float* x, int64_t M, int64_t K, const void* w,
                                  DType w_dtype, int64_t N, const float* bias, float* y);
 
+// What this CPU runs, capped by TESSERA_CPU_ISA=portable|avx2 (kernels/matmul_cpu.cpp).
 bool cpu_has_avx512();
+bool cpu_has_avx2();  // AVX2 + FMA + F16C: the AVX2 builds of the SIMD kernels
 bool cpu_has_avx512_bf16();
 bool cpu_has_avx512_vnni();
+
+// The build of a SIMD kernel file (kernels/simd_target.h) this CPU runs: the AVX-512 one, else
+// the AVX2 one, else nullptr (the portable loops).
+template <class T> const T* simd_kernels(const T& avx512, const T& avx2) {
+  return cpu_has_avx512() ? &avx512 : cpu_has_avx2() ? &avx2 : nullptr;
+}
 
 }  // namespace tessera

@@ -1,6 +1,6 @@
-// The AVX-512 matmul kernel, compiled in its own file with AVX-512 flags and called only
-// after a run-time CPU check. Plain pointers only, so no inline library code built with
-// AVX-512 can leak into the rest of the program.
+// The AVX-512 matmul kernel, compiled in its own file with AVX-512 flags (and again for
+// AVX2: kernels/simd_target.h) and called only after a run-time CPU check. Plain pointers
+// only, so no inline library code built with AVX-512 can leak into the rest of the program.
 #pragma once
 #include <cstdint>
 
@@ -31,20 +31,19 @@ inline bool walk_rows(int64_t M, int64_t x_row_bytes,
   return M <= kRowWiseMaxBatchTokens && M * x_row_bytes <= max_batch_x_bytes;
 }
 
-// w_dtype: the integer value of tessera::DType (F32, F16 or BF16).
-void matmul_avx512(const float* x, int64_t M, int64_t K, const void* w, int w_dtype, int64_t N,
-                   const float* bias, float* y);
-
-}  // namespace tessera
-
-namespace tessera {
-
-// Rounds n floats to bf16 (nearest even), 16 at a time.
-void f32_to_bf16_avx512(const float* x, int64_t n, uint16_t* out);
-
-// y[M, N] = x[M, K] @ W[N, K]^T (+ bias) with x and W in bf16 and F32 accumulation
-// (AVX512-BF16 dot products: 32 products per instruction).
-void matmul_bf16dot_avx512(const uint16_t* x, int64_t M, int64_t K, const uint16_t* w, int64_t N,
-                           const float* bias, float* y);
+// The kernels of kernels/matmul_avx512_cpu.cpp in its AVX-512 build and its AVX2 build
+// (kernels/simd_target.h; the bf16 ones are AVX-512 only: nullptr in the AVX2 table).
+struct MatmulSimd {
+  // w_dtype: the integer value of tessera::DType (F32, F16 or BF16).
+  void (*matmul)(const float* x, int64_t M, int64_t K, const void* w, int w_dtype, int64_t N,
+                 const float* bias, float* y);
+  // Rounds n floats to bf16 (nearest even), 16 at a time.
+  void (*f32_to_bf16)(const float* x, int64_t n, uint16_t* out);
+  // y[M, N] = x[M, K] @ W[N, K]^T (+ bias) with x and W in bf16 and F32 accumulation
+  // (AVX512-BF16 dot products: 32 products per instruction).
+  void (*matmul_bf16dot)(const uint16_t* x, int64_t M, int64_t K, const uint16_t* w,
+                         int64_t N, const float* bias, float* y);
+};
+extern const MatmulSimd kMatmulAvx512, kMatmulAvx2;
 
 }  // namespace tessera

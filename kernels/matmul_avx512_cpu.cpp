@@ -1,10 +1,10 @@
 // AVX-512 matmul: y[M, N] = x[M, K] @ W[N, K]^T (+ bias). Each micro-kernel computes an
 // MR x NR tile of dot products over K, 16 lanes at a time, converting W (F32/F16/BF16) to
 // F32 in registers; W is read straight from the checkpoint mapping. Parallel over N.
-#include <immintrin.h>
 
 #include <type_traits>
 
+#include "kernels/simd_target.h"
 #include "kernels/matmul_avx512.h"
 #include "kernels/token_tiles.h"
 
@@ -96,6 +96,7 @@ void matmul_typed(const float* x, int64_t M, int64_t K, const char* w, int64_t N
   }
 }
 
+#if !defined(TESSERA_SIMD_AVX2)
 // The bf16 x bf16 tile: each step multiplies 32 bf16 pairs per lane group into F32 sums.
 template <int MR, int NR>
 void micro_kernel_bf16dot(const uint16_t* x, int64_t K, const uint16_t* w, int64_t n0,
@@ -135,6 +136,7 @@ void rows_block_bf16dot(const uint16_t* x, int64_t M, int64_t K, const uint16_t*
     micro_kernel_bf16dot<decltype(mr)::value, NR>(x + m * K, K, w, n0, N, bias, y + m * N);
   });
 }
+#endif  // !TESSERA_SIMD_AVX2
 
 // Decode (M = 1) with an x of up to kRowWiseMaxXBytes (matmul_avx512.h) walks the rows one
 // after the other: the matrix is one sequential stream, and each step asks for the bytes
@@ -193,6 +195,7 @@ void dot_rows(const float* x, int64_t K, const void* w_row, float* out) {
   reduce_rows<MR>(acc, out);
 }
 
+#if !defined(TESSERA_SIMD_AVX2)
 // As dot_rows, in bf16: 128 inputs per step.
 template <int MR>
 void dot_rows_bf16(const uint16_t* x, int64_t K, const uint16_t* w_row, float* out) {
@@ -218,9 +221,10 @@ void dot_rows_bf16(const uint16_t* x, int64_t K, const uint16_t* w_row, float* o
   }
   reduce_rows<MR>(acc, out);
 }
+#endif  // !TESSERA_SIMD_AVX2
 
-}  // namespace
 
+#if !defined(TESSERA_SIMD_AVX2)  // bf16 dot products: AVX512-BF16 only
 void f32_to_bf16_avx512(const float* x, int64_t n, uint16_t* out) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
@@ -251,6 +255,7 @@ void matmul_bf16dot_avx512(const uint16_t* x, int64_t M, int64_t K, const uint16
       rows_block_bf16dot<1>(x, M, K, w, n, N, bias, y);
   }
 }
+#endif  // !TESSERA_SIMD_AVX2
 
 void matmul_avx512(const float* x, int64_t M, int64_t K, const void* w, int w_dtype, int64_t N,
                    const float* bias, float* y) {
@@ -282,5 +287,14 @@ void matmul_avx512(const float* x, int64_t M, int64_t K, const void* w, int w_dt
     default: break;
   }
 }
+
+}  // namespace
+
+#if defined(TESSERA_SIMD_AVX2)  // no bf16 dot products
+extern const MatmulSimd TESSERA_SIMD_TABLE(kMatmul) = {matmul_avx512, nullptr, nullptr};
+#else
+extern const MatmulSimd TESSERA_SIMD_TABLE(kMatmul) = {matmul_avx512, f32_to_bf16_avx512,
+                                                       matmul_bf16dot_avx512};
+#endif
 
 }  // namespace tessera

@@ -17,8 +17,9 @@ static_assert(int(DType::F32) == 0 && int(DType::F16) == 1 && int(DType::BF16) =
               "matmul_avx512 relies on these values");
 
 namespace {
-// TESSERA_CPU_ISA=portable|avx2 caps the kernels the CPU backend picks below what the processor
-// has: to compare the paths on one machine and to test each of them. Anything else: no cap.
+// TESSERA_CPU_ISA=portable|avx2 caps the kernels the CPU backend picks below what the
+// processor has: to compare the paths on one machine and to test each of them (avx2: the
+// AVX2 builds of the SIMD kernels, kernels/simd_target.h). Anything else: no cap.
 int isa_cap() {
   static const int cap = [] {
     const char* v = std::getenv("TESSERA_CPU_ISA");
@@ -34,6 +35,12 @@ bool cpu_has_avx512() {
                           __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512vl") &&
                           __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
+  return has;
+}
+
+bool cpu_has_avx2() {
+  static const bool has = isa_cap() >= 1 && __builtin_cpu_supports("avx2") &&
+                          __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   return has;
 }
 
@@ -73,8 +80,9 @@ void matmul_cpu_portable(const float* x, int64_t M, int64_t K, const void* w, DT
 
 void matmul_cpu(const float* x, int64_t M, int64_t K, const void* w, DType wt, int64_t N,
                 const float* bias, float* y) {
-  if (cpu_has_avx512() && (wt == DType::F32 || wt == DType::F16 || wt == DType::BF16)) {
-    matmul_avx512(x, M, K, w, int(wt), N, bias, y);
+  const MatmulSimd* simd = simd_kernels(kMatmulAvx512, kMatmulAvx2);
+  if (simd && (wt == DType::F32 || wt == DType::F16 || wt == DType::BF16)) {
+    simd->matmul(x, M, K, w, int(wt), N, bias, y);
     return;
   }
   matmul_cpu_portable(x, M, K, w, wt, N, bias, y);
@@ -90,12 +98,12 @@ void matmul_cpu_bf16_activations(const float* x, int64_t M, int64_t K, const voi
     const int64_t chunk = 16384;
 #pragma omp parallel for schedule(static) if (M * K > 4 * chunk)
     for (int64_t c = 0; c < M * K; c += chunk)
-      f32_to_bf16_avx512(x + c, std::min(chunk, M * K - c), dst + c);
+      kMatmulAvx512.f32_to_bf16(x + c, std::min(chunk, M * K - c), dst + c);
   } else {
     for (int64_t i = 0; i < M * K; ++i) xb[size_t(i)] = f32_to_bf16(x[i]);
   }
   if (wt == DType::BF16 && cpu_has_avx512_bf16()) {
-    matmul_bf16dot_avx512(xb.data(), M, K, static_cast<const uint16_t*>(w), N, bias, y);
+    kMatmulAvx512.matmul_bf16dot(xb.data(), M, K, static_cast<const uint16_t*>(w), N, bias, y);
     return;
   }
   std::vector<float> xr(size_t(M * K));

@@ -41,15 +41,18 @@ void quant_matmul_cpu(const float* x, int64_t M, const QuantMatrix& w, const flo
 void quant_matmul_cpu_portable(const float* x, int64_t M, const QuantMatrix& w,
                                const float* bias, float* y);
 
-// The AVX-512 kernels (kernels/quant_matmul_avx512_cpu.cpp), called after cpu_has_avx512().
+// The AVX-512 kernels (kernels/quant_matmul_avx512_cpu.cpp) in their AVX-512 and AVX2 builds
+// (kernels/simd_target.h), called after a run-time CPU check.
 // int4: xp is x with each 32-input chunk reordered to its 16 even then 16 odd inputs, rows
 // of Kp = K rounded up to 32 (zero padded); with M >= kInt4DequantizeTokens, wbuf holds
 // 4 * Kp floats per OpenMP thread (rows of W' dequantized there once serve every token).
 constexpr int64_t kInt4DequantizeTokens = 4;
-void quant_matmul_int8_avx512(const float* x, int64_t M, const QuantMatrix& w,
-                              const float* bias, float* y);
-void quant_matmul_int4_avx512(const float* xp, int64_t Kp, int64_t M, const QuantMatrix& w,
-                              const float* bias, float* y, float* wbuf);
+struct QuantSimd {
+  void (*int8)(const float* x, int64_t M, const QuantMatrix& w, const float* bias, float* y);
+  void (*int4)(const float* xp, int64_t Kp, int64_t M, const QuantMatrix& w, const float* bias,
+               float* y, float* wbuf);
+};
+extern const QuantSimd kQuantAvx512, kQuantAvx2;
 
 // Fast mode (CpuPrecision::Fast) for int8 weights and int4 weights in groups of kQ8Block:
 // each token's x is quantized to int8 per block of kQ8Block inputs (scale = amax / 127,
@@ -61,8 +64,11 @@ constexpr int64_t kQ8Block = 128;
 bool quant_matmul_q8_supported(const QuantMatrix& w);
 void quant_matmul_cpu_q8(const float* x, int64_t M, const QuantMatrix& w, const float* bias,
                          float* y);
-// The VNNI kernel (kernels/quant_matmul_vnni_avx512_cpu.cpp), called once supported.
-void quant_matmul_q8_avx512(const float* x, int64_t M, const QuantMatrix& w, const float* bias,
-                            float* y);
+// The VNNI kernel (kernels/quant_matmul_vnni_avx512_cpu.cpp), called once supported; its AVX2
+// build runs the integer dot products through SIMDe.
+struct QuantQ8Simd {
+  void (*q8)(const float* x, int64_t M, const QuantMatrix& w, const float* bias, float* y);
+};
+extern const QuantQ8Simd kQuantQ8Avx512, kQuantQ8Avx2;
 
 }  // namespace tessera

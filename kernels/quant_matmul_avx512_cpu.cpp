@@ -6,9 +6,9 @@
 // chunk's even inputs, its high nibbles the odd ones, matched against xp's [even 16 | odd 16]
 // order. With many tokens, 4 rows at a time are dequantized to F32 (in xp's order) and F32
 // tiles run over all tokens, so the unpacking is paid once per row, not once per 4 tokens.
-#include <immintrin.h>
 #include <omp.h>
 
+#include "kernels/simd_target.h"
 #include "kernels/matmul_avx512.h"
 #include "kernels/quant_matmul.h"
 #include "kernels/token_tiles.h"
@@ -233,7 +233,6 @@ struct Int4Tiles {
   }
 };
 
-}  // namespace
 
 void quant_matmul_int8_avx512(const float* x, int64_t M, const QuantMatrix& w,
                               const float* bias, float* y) {
@@ -270,5 +269,10 @@ void quant_matmul_int4_avx512(const float* xp, int64_t Kp, int64_t M, const Quan
       int4_rows_dequantized<1>(xp, Kp, M, w, n, bias, y, wt);
   }
 }
+
+}  // namespace
+
+extern const QuantSimd TESSERA_SIMD_TABLE(kQuant) = {quant_matmul_int8_avx512,
+                                                     quant_matmul_int4_avx512};
 
 }  // namespace tessera

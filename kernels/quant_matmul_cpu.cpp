@@ -60,9 +60,10 @@ void quant_matmul_cpu_portable(const float* x, int64_t M, const QuantMatrix& w,
 void quant_matmul_cpu(const float* x, int64_t M, const QuantMatrix& w, const float* bias,
                       float* y) {
   check(w);
-  if (!cpu_has_avx512() || (w.int4 && w.group_size % 32 != 0))
+  const QuantSimd* simd = simd_kernels(kQuantAvx512, kQuantAvx2);
+  if (!simd || (w.int4 && w.group_size % 32 != 0))
     return quant_matmul_cpu_portable(x, M, w, bias, y);
-  if (!w.int4) return quant_matmul_int8_avx512(x, M, w, bias, y);
+  if (!w.int4) return simd->int8(x, M, w, bias, y);
   // xp: each 32-input chunk as [16 even inputs, 16 odd inputs], the order in which the
   // kernel unpacks a 16-byte load's low and high nibbles (zero padded to Kp).
   const int64_t K = w.K, Kp = (K + 31) / 32 * 32;
@@ -77,7 +78,7 @@ void quant_matmul_cpu(const float* x, int64_t M, const QuantMatrix& w, const flo
       xpd[m * Kp + c + (t % 2) * 16 + t / 2] = x[m * K + k];
     }
   }
-  quant_matmul_int4_avx512(xpd, Kp, M, w, bias, y, wbuf.data());
+  simd->int4(xpd, Kp, M, w, bias, y, wbuf.data());
 }
 
 bool quant_matmul_q8_supported(const QuantMatrix& w) {
@@ -88,7 +89,7 @@ void quant_matmul_cpu_q8(const float* x, int64_t M, const QuantMatrix& w, const 
                          float* y) {
   check(w);
   if (!quant_matmul_q8_supported(w)) return quant_matmul_cpu(x, M, w, bias, y);
-  quant_matmul_q8_avx512(x, M, w, bias, y);
+  kQuantQ8Avx512.q8(x, M, w, bias, y);
 }
 
 }  // namespace tessera

@@ -5,12 +5,12 @@
 // w + 128 (a sign-bit flip); the terms this adds are taken off with each block's sum of q:
 //   int4: y = sum_b s[g] xs[b] (sum_k c q - z sum_k q)         (block b = group g)
 //   int8: y = s (sum_b xs[b] sum_k (w + 128) q - 128 sum_b xs[b] sum_k q)
-#include <immintrin.h>
 #include <omp.h>
 
 #include <type_traits>
 #include <vector>
 
+#include "kernels/simd_target.h"
 #include "kernels/matmul_avx512.h"
 #include "kernels/quant_matmul.h"
 #include "kernels/token_tiles.h"
@@ -247,7 +247,6 @@ void run_tiles(int64_t M, const Tiles& t) {
   }
 }
 
-}  // namespace
 
 void quant_matmul_q8_avx512(const float* x, int64_t M, const QuantMatrix& w, const float* bias,
                             float* y) {
@@ -266,5 +265,9 @@ void quant_matmul_q8_avx512(const float* x, int64_t M, const QuantMatrix& w, con
   else if (M == 1) run_tiles<1, 8>(M, t);
   else run_tiles<kMaxTokenTile, 4>(M, t);
 }
+
+}  // namespace
+
+extern const QuantQ8Simd TESSERA_SIMD_TABLE(kQuantQ8) = {quant_matmul_q8_avx512};
 
 }  // namespace tessera
