@@ -1,8 +1,8 @@
 // AVX-512 inner loops of the CPU attention (kernels/attention_cpu.cpp), compiled in their
 // own file with AVX-512 flags (and again for AVX2) and called only after a run-time CPU
-// check. Both take the G query heads that share one kv head together, so each K and V row is read (and, for an I8 cache,
-// converted) once for all of them. Rows are `keys` contiguous rows [keys, d] of F32 values or
-// of I8 codes (the caller applies the rows' scales).
+// check. Both take the G query heads that share one kv head together, so each K and V row
+// is read (and, for an I8 cache, converted) once for all of them. Rows are `keys` contiguous
+// rows [keys, d] of F32 values or of I8 codes (the caller applies the rows' scales).
 #pragma once
 #include <cstdint>
 
