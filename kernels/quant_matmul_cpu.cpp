@@ -81,15 +81,22 @@ void quant_matmul_cpu(const float* x, int64_t M, const QuantMatrix& w, const flo
   simd->int4(xpd, Kp, M, w, bias, y, wbuf.data());
 }
 
+namespace {
+// AVX512-VNNI, else the AVX2 build (its vpdpbusd done with vpmaddwd, exactly).
+const QuantQ8Simd* q8_kernels() {
+  return cpu_has_avx512_vnni() ? &kQuantQ8Avx512 : cpu_has_avx2() ? &kQuantQ8Avx2 : nullptr;
+}
+}  // namespace
+
 bool quant_matmul_q8_supported(const QuantMatrix& w) {
-  return cpu_has_avx512_vnni() && (!w.int4 || w.group_size == kQ8Block);
+  return q8_kernels() != nullptr && (!w.int4 || w.group_size == kQ8Block);
 }
 
 void quant_matmul_cpu_q8(const float* x, int64_t M, const QuantMatrix& w, const float* bias,
                          float* y) {
   check(w);
   if (!quant_matmul_q8_supported(w)) return quant_matmul_cpu(x, M, w, bias, y);
-  kQuantQ8Avx512.q8(x, M, w, bias, y);
+  q8_kernels()->q8(x, M, w, bias, y);
 }
 
 }  // namespace tessera

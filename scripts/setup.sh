@@ -10,7 +10,6 @@ packages=(
   libopenmpi-dev openmpi-bin          # tensor parallel over MPI ranks
   libpcre2-dev libutf8proc-dev        # tokenizer: Oniguruma-style regexes, NFC
   libboost-dev                        # HTTP server (Boost.Asio/Beast)
-  libsimde-dev                        # the SIMD kernels' AVX2 builds (kernels/simd_target.h)
   python3 procps                      # test helpers (pgrep)
 )
 

@@ -95,7 +95,7 @@ const Shape kShapes[] = {{1, 384, 37}, {1, 4096, 64}, {1, 200, 9}, {1, 8300, 21}
 class QuantMatmulQ8 : public ::testing::TestWithParam<bool> {};  // int4?
 
 TEST_P(QuantMatmulQ8, IsTheExactProductOfInt8QuantizedActivations) {
-  if (!cpu_has_avx512_vnni()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
+  if (!cpu_has_avx512_vnni() && !cpu_has_avx2()) GTEST_SKIP() << "no AVX512-VNNI or AVX2";
   std::mt19937 rng(21);
   for (const Shape& s : kShapes) {
     SCOPED_TRACE("M " + std::to_string(s.M) + " K " + std::to_string(s.K) + " N " +
@@ -139,7 +139,7 @@ TEST(QuantMatmulQ8Fallback, OtherGroupSizesKeepF32Activations) {
 // / int4 weights; the exact mode keeps F32 x. Auto keeps F32 x for a dense weight too (the
 // fast mode rounds it to bf16: matmul_fast_test).
 TEST(QuantMatmulQ8Backend, FastAndAutoModesQuantizeActivationsExactModeDoesNot) {
-  if (!cpu_has_avx512_vnni()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
+  if (!cpu_has_avx512_vnni() && !cpu_has_avx2()) GTEST_SKIP() << "no AVX512-VNNI or AVX2";
   std::mt19937 rng(23);
   const int64_t M = 3, K = 512, N = 20;
   Tensor wt = host_tensor(DType::F32, {N, K});
