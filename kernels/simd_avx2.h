@@ -177,19 +177,20 @@ inline m512i dpbusd_epi32(m512i src, m512i a, m512i b) {
   return {dpbusd256(src.lo, a.lo, b.lo), dpbusd256(src.hi, a.hi, b.hi)};
 }
 
+// op over the 16 lanes: the halves, then 4, 2 and 1 lanes of 128 bits.
+template <class Op256, class Op128> inline float reduce_ps(m512 a, Op256 op256, Op128 op) {
+  const __m256 s = op256(a.lo, a.hi);
+  __m128 x = op(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  x = op(x, _mm_movehl_ps(x, x));
+  return _mm_cvtss_f32(op(x, _mm_shuffle_ps(x, x, 1)));
+}
 inline float reduce_add_ps(m512 a) {
-  const __m256 s = _mm256_add_ps(a.lo, a.hi);
-  __m128 x = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-  x = _mm_add_ss(x, _mm_shuffle_ps(x, x, 1));
-  return _mm_cvtss_f32(x);
+  return reduce_ps(a, [](__m256 x, __m256 y) { return _mm256_add_ps(x, y); },
+                   [](__m128 x, __m128 y) { return _mm_add_ps(x, y); });
 }
 inline float reduce_max_ps(m512 a) {
-  const __m256 s = _mm256_max_ps(a.lo, a.hi);
-  __m128 x = _mm_max_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-  x = _mm_max_ps(x, _mm_movehl_ps(x, x));
-  x = _mm_max_ss(x, _mm_shuffle_ps(x, x, 1));
-  return _mm_cvtss_f32(x);
+  return reduce_ps(a, [](__m256 x, __m256 y) { return _mm256_max_ps(x, y); },
+                   [](__m128 x, __m128 y) { return _mm_max_ps(x, y); });
 }
 inline int reduce_add_epi32(m512i a) {
   const __m256i s = _mm256_add_epi32(a.lo, a.hi);

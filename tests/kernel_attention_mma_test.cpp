@@ -135,10 +135,8 @@ std::vector<float> run_mma(const Scenario& sc, const PagedSetup& s, Order order)
   using M = HostMma<E>;
   const Batch& b = s.b;
   const int64_t n = b.num_tokens(), d = sc.d;
-  const mt::Geometry g{sc.heads, sc.kv_heads, d, kBlock, float(1.0 / std::sqrt(double(d))),
-                       sc.window};
-  const mt::BatchIndex bi{b.positions.data(), b.seq_begin.data(), b.block_tables.data(), n,
-                          b.num_seqs(), b.max_blocks_per_seq};
+  const mt::Geometry g = geometry_of(sc);
+  const mt::BatchIndex bi = batch_index_of(s);
   const mt::Plan pl = mt::plan_mma(n, b.num_seqs(), sc.heads, sc.kv_heads);
   std::vector<float> out(size_t(n * sc.heads * d), NAN);
   // Exactly the kernel's bytes (ASan sees overruns), garbage between blocks.

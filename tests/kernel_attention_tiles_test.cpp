@@ -57,10 +57,8 @@ std::vector<float> run_tiles(const Scenario& sc, const PagedSetup& s, int64_t sm
                              Order order = Order::kForward) {
   const Batch& b = s.b;
   const int64_t n = b.num_tokens(), d = sc.d;
-  const tl::Geometry g{sc.heads, sc.kv_heads, d, kBlock, float(1.0 / std::sqrt(double(d))),
-                       sc.window};
-  const tl::BatchIndex bi{b.positions.data(), b.seq_begin.data(), b.block_tables.data(), n,
-                          b.num_seqs(), b.max_blocks_per_seq};
+  const tl::Geometry g = geometry_of(sc);
+  const tl::BatchIndex bi = batch_index_of(s);
   const tl::Plan pl = tl::plan_tiles(n, b.num_seqs(), sc.heads, sc.kv_heads, d,
                                      int64_t(b.max_blocks_per_seq) * kBlock, sm_count,
                                      partial_floats);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/attention_tiles.h"
 #include "runtime/batch.h"
 #include "runtime/dtype.h"
 
@@ -123,6 +124,17 @@ struct KvAcc {
     return int8 ? float(s->vc[at]) * s->vs[size_t(row)] : s->vf[at];
   }
 };
+
+// The CUDA kernels' views of the scenario (kernels/attention_tiles.h): heads, head_dim, the
+// 1/sqrt(d) scale and the window; the batch's index arrays.
+inline tiles::Geometry geometry_of(const Scenario& sc) {
+  return {sc.heads, sc.kv_heads, sc.d, kBlock, float(1.0 / std::sqrt(double(sc.d))), sc.window};
+}
+inline tiles::BatchIndex batch_index_of(const PagedSetup& s) {
+  const Batch& b = s.b;
+  return {b.positions.data(), b.seq_begin.data(), b.block_tables.data(), b.num_tokens(),
+          b.num_seqs(), b.max_blocks_per_seq};
+}
 
 // paged_attention_cpu on the setup: the reference output [n, heads * d].
 inline std::vector<float> cpu_reference(const Scenario& sc, const PagedSetup& s) {
