@@ -8,11 +8,11 @@
 namespace tessera {
 
 void silu_mul_cpu(const float* gate, const float* up, int64_t n, float* out) {
-  if (cpu_has_avx512()) {
+  if (const VectorSimd* simd = simd_kernels(kVectorAvx512, kVectorAvx2)) {
     const int64_t chunk = 4096;
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t c = 0; c < n; c += chunk)
-      silu_mul_avx512(gate + c, up + c, std::min(chunk, n - c), out + c);
+      simd->silu_mul(gate + c, up + c, std::min(chunk, n - c), out + c);
     return;
   }
 #pragma omp parallel for schedule(static) if (n > 65536)

@@ -47,8 +47,8 @@ void gqa_accumulate(const float* w, int64_t stride, int64_t G, const void* v, bo
                                                   : static_cast<const float*>(v)[j * d + i]);
 }
 
-float exp_shift_sum(float* x, int64_t n, float shift, bool avx) {
-  if (avx) return exp_shift_sum_avx512(x, n, shift);
+float exp_shift_sum(float* x, int64_t n, float shift, const VectorSimd* vec) {
+  if (vec) return vec->exp_shift_sum(x, n, shift);
   float sum = 0.0f;
   for (int64_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - shift));
   return sum;
@@ -106,8 +106,9 @@ struct Attend {  // one call's constants
   std::vector<int64_t> first;     // [n] each token's first key position (sliding window)
   int64_t heads, G, d;
   float scale;
-  bool i8, avx;               // avx: AVX-512 exp (kernels/vector_avx512.h)
-  const AttentionSimd* simd;  // the dot products' SIMD build; nullptr: portable
+  bool i8;
+  const AttentionSimd* simd;  // the SIMD builds of the dot products and the exp (for this
+  const VectorSimd* vec;      // CPU: kernels/simd_target.h); nullptr: portable
 
   int64_t keys(int64_t t) const { return b.positions[size_t(t)] + 1 - first[size_t(t)]; }
   int64_t parts(int64_t t) const { return (keys(t) + kPartKeys - 1) / kPartKeys; }
@@ -161,7 +162,7 @@ void attend_part(const Attend& a, int64_t t, int64_t kvh, int64_t lo, int64_t hi
   float *m = state, *l = state + G, *acc = state + 2 * G;
   for (int64_t g = 0; g < G; ++g) {
     m[g] = *std::max_element(p + g * S, p + g * S + count);
-    l[g] = exp_shift_sum(p + g * S, count, m[g], a.avx);
+    l[g] = exp_shift_sum(p + g * S, count, m[g], a.vec);
   }
   std::fill(acc, acc + G * d, 0.0f);
   for_each_run(a, t, kvh, lo, hi, c.v, [&](int64_t at, int64_t row, const char* v, int64_t run) {
@@ -206,12 +207,12 @@ void write_out(const Attend& a, int64_t t, int64_t kvh, const float* state, floa
 }
 
 void paged_attention(const float* q, int64_t heads, const PagedKv& c, const Batch& b,
-                     float scale, int64_t window, float* out, bool avx,
-                     const AttentionSimd* simd) {
+                     float scale, int64_t window, float* out, const AttentionSimd* simd,
+                     const VectorSimd* vec) {
   check_cache(c, "paged_attention_cpu");
   const int64_t n = b.num_tokens();
   Attend a{c, b, q, {}, {}, heads, heads / c.kv_heads, c.head_dim, scale,
-           c.dtype == DType::I8, avx, simd};
+           c.dtype == DType::I8, simd, vec};
   a.seq_of.resize(size_t(n));
   a.first.resize(size_t(n));
   for (int64_t s = 0; s < b.num_seqs(); ++s)
@@ -266,13 +267,14 @@ void paged_attention(const float* q, int64_t heads, const PagedKv& c, const Batc
 
 void paged_attention_cpu(const float* q, int64_t heads, const PagedKv& c, const Batch& b,
                          float scale, int64_t window, float* out) {
-  paged_attention(q, heads, c, b, scale, window, out, cpu_has_avx512(),
-                  simd_kernels(kAttentionAvx512, kAttentionAvx2));
+  paged_attention(q, heads, c, b, scale, window, out,
+                  simd_kernels(kAttentionAvx512, kAttentionAvx2),
+                  simd_kernels(kVectorAvx512, kVectorAvx2));
 }
 
 void paged_attention_cpu_portable(const float* q, int64_t heads, const PagedKv& c,
                                   const Batch& b, float scale, int64_t window, float* out) {
-  paged_attention(q, heads, c, b, scale, window, out, false, nullptr);
+  paged_attention(q, heads, c, b, scale, window, out, nullptr, nullptr);
 }
 
 }  // namespace tessera

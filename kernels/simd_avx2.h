@@ -20,6 +20,9 @@ struct m512 {
 struct m512i {
   __m256i lo, hi;
 };
+struct m512d {
+  __m256d lo, hi;
+};
 
 inline m512 setzero_ps() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
 inline m512i setzero_si512() { return {_mm256_setzero_si256(), _mm256_setzero_si256()}; }
@@ -92,8 +95,73 @@ inline m512 mul_ps(m512 a, m512 b) {
 inline m512 max_ps(m512 a, m512 b) {
   return {_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)};
 }
+inline m512 div_ps(m512 a, m512 b) {
+  return {_mm256_div_ps(a.lo, b.lo), _mm256_div_ps(a.hi, b.hi)};
+}
 inline m512 fmadd_ps(m512 a, m512 b, m512 c) {
   return {_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)};
+}
+inline m512 fnmadd_ps(m512 a, m512 b, m512 c) {
+  return {_mm256_fnmadd_ps(a.lo, b.lo, c.lo), _mm256_fnmadd_ps(a.hi, b.hi, c.hi)};
+}
+inline m512 maskz_mov_ps(__mmask16 k, m512 a) {
+  return {_mm256_and_ps(a.lo, _mm256_castsi256_ps(mask8(k & 0xffu))),
+          _mm256_and_ps(a.hi, _mm256_castsi256_ps(mask8(k >> 8)))};
+}
+// Round to the nearest integer (the only mode the kernels ask of vrndscaleps: imm 8).
+inline m512 roundscale_ps(m512 a, int) {
+  return {_mm256_round_ps(a.lo, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+          _mm256_round_ps(a.hi, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)};
+}
+// a * 2^k for integral k (clamped to [-252, 254]: beyond, the result is 0 or infinite
+// anyway), in two factors 2^(k/2) 2^(k - k/2) so each is a normal float.
+inline __m256 scalef256(__m256 a, __m256 k) {
+  const __m256i ki = _mm256_cvtps_epi32(
+      _mm256_min_ps(_mm256_max_ps(k, _mm256_set1_ps(-252.0f)), _mm256_set1_ps(254.0f)));
+  const __m256i h = _mm256_srai_epi32(ki, 1), r = _mm256_sub_epi32(ki, h);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 f1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, bias), 23));
+  const __m256 f2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(r, bias), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(a, f1), f2);
+}
+inline m512 scalef_ps(m512 a, m512 k) { return {scalef256(a.lo, k.lo), scalef256(a.hi, k.hi)}; }
+
+// Doubles: 8 in a pair of __m256d (the sampler's softmax weights).
+inline m512d set1_pd(double x) { return {_mm256_set1_pd(x), _mm256_set1_pd(x)}; }
+inline m512d setzero_pd() { return {_mm256_setzero_pd(), _mm256_setzero_pd()}; }
+inline m512d add_pd(m512d a, m512d b) {
+  return {_mm256_add_pd(a.lo, b.lo), _mm256_add_pd(a.hi, b.hi)};
+}
+inline m512d sub_pd(m512d a, m512d b) {
+  return {_mm256_sub_pd(a.lo, b.lo), _mm256_sub_pd(a.hi, b.hi)};
+}
+inline m512d div_pd(m512d a, m512d b) {
+  return {_mm256_div_pd(a.lo, b.lo), _mm256_div_pd(a.hi, b.hi)};
+}
+inline m512d cvtps_pd(__m256 a) {
+  return {_mm256_cvtps_pd(_mm256_castps256_ps128(a)), _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1))};
+}
+// Lane i of 4 all ones when bit i of k is set.
+inline __m256i mask4(unsigned k) {
+  const __m256i bits = _mm256_setr_epi64x(1, 2, 4, 8);
+  return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(k), bits), bits);
+}
+inline m512d maskz_mov_pd(__mmask8 k, m512d a) {
+  return {_mm256_and_pd(a.lo, _mm256_castsi256_pd(mask4(k & 0xfu))),
+          _mm256_and_pd(a.hi, _mm256_castsi256_pd(mask4(unsigned(k) >> 4)))};
+}
+inline void mask_storeu_pd(void* p, __mmask8 k, m512d a) {
+  double* d = static_cast<double*>(p);
+  _mm256_maskstore_pd(d, mask4(k & 0xfu), a.lo);
+  _mm256_maskstore_pd(d + 4, mask4(unsigned(k) >> 4), a.hi);
+}
+inline __m256 maskz_loadu_ps256(__mmask8 k, const void* p) {
+  return _mm256_maskload_ps(static_cast<const float*>(p), mask8(k));
+}
+inline double reduce_add_pd(m512d a) {
+  const __m256d s = _mm256_add_pd(a.lo, a.hi);
+  const __m128d x = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(x, _mm_unpackhi_pd(x, x)));
 }
 inline m512 abs_ps(m512 a) {
   const __m256 m = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
@@ -204,6 +272,8 @@ inline int reduce_add_epi32(m512i a) {
 
 #undef __m512
 #define __m512 tessera::avx2::m512
+#undef __m512d
+#define __m512d tessera::avx2::m512d
 #undef __m512i
 #define __m512i tessera::avx2::m512i
 #undef _mm512_setzero_ps
@@ -288,3 +358,33 @@ inline int reduce_add_epi32(m512i a) {
 #define _mm512_reduce_max_ps tessera::avx2::reduce_max_ps
 #undef _mm512_reduce_add_epi32
 #define _mm512_reduce_add_epi32 tessera::avx2::reduce_add_epi32
+#undef _mm512_div_ps
+#define _mm512_div_ps tessera::avx2::div_ps
+#undef _mm512_fnmadd_ps
+#define _mm512_fnmadd_ps tessera::avx2::fnmadd_ps
+#undef _mm512_maskz_mov_ps
+#define _mm512_maskz_mov_ps tessera::avx2::maskz_mov_ps
+#undef _mm512_roundscale_ps
+#define _mm512_roundscale_ps tessera::avx2::roundscale_ps
+#undef _mm512_scalef_ps
+#define _mm512_scalef_ps tessera::avx2::scalef_ps
+#undef _mm512_set1_pd
+#define _mm512_set1_pd tessera::avx2::set1_pd
+#undef _mm512_setzero_pd
+#define _mm512_setzero_pd tessera::avx2::setzero_pd
+#undef _mm512_add_pd
+#define _mm512_add_pd tessera::avx2::add_pd
+#undef _mm512_sub_pd
+#define _mm512_sub_pd tessera::avx2::sub_pd
+#undef _mm512_div_pd
+#define _mm512_div_pd tessera::avx2::div_pd
+#undef _mm512_cvtps_pd
+#define _mm512_cvtps_pd tessera::avx2::cvtps_pd
+#undef _mm512_maskz_mov_pd
+#define _mm512_maskz_mov_pd tessera::avx2::maskz_mov_pd
+#undef _mm512_mask_storeu_pd
+#define _mm512_mask_storeu_pd tessera::avx2::mask_storeu_pd
+#undef _mm256_maskz_loadu_ps
+#define _mm256_maskz_loadu_ps tessera::avx2::maskz_loadu_ps256
+#undef _mm512_reduce_add_pd
+#define _mm512_reduce_add_pd tessera::avx2::reduce_add_pd

@@ -7,9 +7,9 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "kernels/matmul.h"          // cpu_has_avx512
+#include "kernels/matmul.h"          // simd_kernels
 #include "kernels/sampling.h"        // argmax_cpu
-#include "kernels/vector_avx512.h"   // softmax_weights_avx512
+#include "kernels/vector_avx512.h"   // VectorSimd::softmax_weights
 
 namespace tessera {
 
@@ -174,8 +174,8 @@ int32_t draw(const RequestSampling& p, Scratch& s, double u) {
   s.weight.resize(size_t(vocab));
   double total = 0.0;
   if (k == vocab) {  // every token a candidate: all weights, then the likely ones first
-    if (cpu_has_avx512()) {
-      total = softmax_weights_avx512(s.work.data(), vocab, mx, T, s.weight.data());
+    if (const VectorSimd* simd = simd_kernels(kVectorAvx512, kVectorAvx2)) {
+      total = simd->softmax_weights(s.work.data(), vocab, mx, T, s.weight.data());
     } else {
       for (int64_t i = 0; i < vocab; ++i)
         total += s.weight[size_t(i)] = std::exp((double(s.work[size_t(i)]) - mx) / T);
@@ -211,9 +211,9 @@ void fill_logprobs(int32_t logprobs, const float* logits, int64_t vocab, Scratch
   double mx = -INFINITY;
   for (int64_t i = 0; i < vocab; ++i) mx = std::max(mx, double(logits[i]));
   double sum = 0.0;
-  if (cpu_has_avx512()) {
+  if (const VectorSimd* simd = simd_kernels(kVectorAvx512, kVectorAvx2)) {
     s.weight.resize(size_t(vocab));
-    sum = softmax_weights_avx512(logits, vocab, mx, 1.0, s.weight.data());
+    sum = simd->softmax_weights(logits, vocab, mx, 1.0, s.weight.data());
   } else {
     for (int64_t i = 0; i < vocab; ++i) sum += std::exp(double(logits[i]) - mx);
   }
