@@ -11,6 +11,7 @@ packages=(
   libpcre2-dev libutf8proc-dev        # tokenizer: Oniguruma-style regexes, NFC
   libboost-dev                        # HTTP server (Boost.Asio/Beast)
   python3 procps                      # test helpers (pgrep)
+  qemu-user                           # tests/cpu_isa_qemu.sh: CPUs without AVX-512 / AVX
 )
 
 missing=()

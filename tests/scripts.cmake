@@ -6,3 +6,12 @@ if(PYTHON3_EXECUTABLE)
                    ${TESSERA_TESTDATA})
   set_tests_properties(gpu_check_stub PROPERTIES TIMEOUT 300 ENVIRONMENT "OMP_NUM_THREADS=1")
 endif()
+
+# The main job under QEMU as CPUs without AVX-512 / AVX (not in sanitizer builds: ASan's
+# shadow memory and QEMU's user-mode address space do not mix).
+if(NOT TESSERA_SANITIZE)
+  add_test(NAME cpu_isa_qemu
+           COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cpu_isa_qemu.sh $<TARGET_FILE:tessera>
+                   ${CMAKE_SOURCE_DIR}/examples/TinyStories-656K)
+  set_tests_properties(cpu_isa_qemu PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77)
+endif()
