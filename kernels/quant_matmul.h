@@ -57,15 +57,15 @@ extern const QuantSimd kQuantAvx512, kQuantAvx2;
 // Fast mode (CpuPrecision::Fast) for int8 weights and int4 weights in groups of kQ8Block:
 // each token's x is quantized to int8 per block of kQ8Block inputs (scale = amax / 127,
 // q = round-to-nearest-even(x * 127 / amax), as llama.cpp's Q8 activations) and multiplied
-// with AVX512-VNNI integer dot products: exact within a block, F32 across blocks. The result
-// is x' @ W'^T for that quantized x' (|x' - x| <= amax / 254 per element). Other weights, or
-// a CPU without AVX512-VNNI: quant_matmul_cpu (F32 x).
+// with AVX512-VNNI integer dot products (or their AVX2 equivalent): exact within a block, F32
+// across blocks. The result is x' @ W'^T for that quantized x' (|x' - x| <= amax / 254 per
+// element). Other weights, or a CPU with neither: quant_matmul_cpu (F32 x).
 constexpr int64_t kQ8Block = 128;
 bool quant_matmul_q8_supported(const QuantMatrix& w);
 void quant_matmul_cpu_q8(const float* x, int64_t M, const QuantMatrix& w, const float* bias,
                          float* y);
 // The VNNI kernel (kernels/quant_matmul_vnni_avx512_cpu.cpp), called once supported; its AVX2
-// build runs the integer dot products through SIMDe.
+// build computes vpdpbusd exactly with vpmaddwd (kernels/simd_avx2.h), for CPUs without VNNI.
 struct QuantQ8Simd {
   void (*q8)(const float* x, int64_t M, const QuantMatrix& w, const float* bias, float* y);
 };
