@@ -83,21 +83,14 @@ template <class V, class E> inline V masked_load(uint64_t k, const void* p) {
   return v;
 }
 
-inline m512 add_ps(m512 a, m512 b) {
-  return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)};
-}
-inline m512 sub_ps(m512 a, m512 b) {
-  return {_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)};
-}
-inline m512 mul_ps(m512 a, m512 b) {
-  return {_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)};
-}
-inline m512 max_ps(m512 a, m512 b) {
-  return {_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)};
-}
-inline m512 div_ps(m512 a, m512 b) {
-  return {_mm256_div_ps(a.lo, b.lo), _mm256_div_ps(a.hi, b.hi)};
-}
+// name(a, b) = op on each half.
+#define TESSERA_AVX2_BINARY(V, name, op) \
+  inline V name(V a, V b) { return {op(a.lo, b.lo), op(a.hi, b.hi)}; }
+TESSERA_AVX2_BINARY(m512, add_ps, _mm256_add_ps)
+TESSERA_AVX2_BINARY(m512, sub_ps, _mm256_sub_ps)
+TESSERA_AVX2_BINARY(m512, mul_ps, _mm256_mul_ps)
+TESSERA_AVX2_BINARY(m512, max_ps, _mm256_max_ps)
+TESSERA_AVX2_BINARY(m512, div_ps, _mm256_div_ps)
 inline m512 fmadd_ps(m512 a, m512 b, m512 c) {
   return {_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)};
 }
@@ -129,15 +122,9 @@ inline m512 scalef_ps(m512 a, m512 k) { return {scalef256(a.lo, k.lo), scalef256
 // Doubles: 8 in a pair of __m256d (the sampler's softmax weights).
 inline m512d set1_pd(double x) { return {_mm256_set1_pd(x), _mm256_set1_pd(x)}; }
 inline m512d setzero_pd() { return {_mm256_setzero_pd(), _mm256_setzero_pd()}; }
-inline m512d add_pd(m512d a, m512d b) {
-  return {_mm256_add_pd(a.lo, b.lo), _mm256_add_pd(a.hi, b.hi)};
-}
-inline m512d sub_pd(m512d a, m512d b) {
-  return {_mm256_sub_pd(a.lo, b.lo), _mm256_sub_pd(a.hi, b.hi)};
-}
-inline m512d div_pd(m512d a, m512d b) {
-  return {_mm256_div_pd(a.lo, b.lo), _mm256_div_pd(a.hi, b.hi)};
-}
+TESSERA_AVX2_BINARY(m512d, add_pd, _mm256_add_pd)
+TESSERA_AVX2_BINARY(m512d, sub_pd, _mm256_sub_pd)
+TESSERA_AVX2_BINARY(m512d, div_pd, _mm256_div_pd)
 inline m512d cvtps_pd(__m256 a) {
   return {_mm256_cvtps_pd(_mm256_castps256_ps128(a)), _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1))};
 }
@@ -167,15 +154,9 @@ inline m512 abs_ps(m512 a) {
   const __m256 m = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   return {_mm256_and_ps(a.lo, m), _mm256_and_ps(a.hi, m)};
 }
-inline m512i add_epi32(m512i a, m512i b) {
-  return {_mm256_add_epi32(a.lo, b.lo), _mm256_add_epi32(a.hi, b.hi)};
-}
-inline m512i and_si512(m512i a, m512i b) {
-  return {_mm256_and_si256(a.lo, b.lo), _mm256_and_si256(a.hi, b.hi)};
-}
-inline m512i xor_si512(m512i a, m512i b) {
-  return {_mm256_xor_si256(a.lo, b.lo), _mm256_xor_si256(a.hi, b.hi)};
-}
+TESSERA_AVX2_BINARY(m512i, add_epi32, _mm256_add_epi32)
+TESSERA_AVX2_BINARY(m512i, and_si512, _mm256_and_si256)
+TESSERA_AVX2_BINARY(m512i, xor_si512, _mm256_xor_si256)
 // Shifts by a count register: n need not be a compile-time constant (unoptimised builds).
 inline m512i slli_epi32(m512i a, int n) {
   const __m128i c = _mm_cvtsi32_si128(n);
@@ -269,6 +250,8 @@ inline int reduce_add_epi32(m512i a) {
 }
 
 }  // namespace tessera::avx2
+
+#undef TESSERA_AVX2_BINARY
 
 #undef __m512
 #define __m512 tessera::avx2::m512
