@@ -13,7 +13,8 @@ if [ "${1:-}" = "--sanitize" ]; then
   # -O1 -g1 (line tables: enough for the sanitizers' stack traces) compiles in about half
   # the time of RelWithDebInfo's -O2 -g; this build was half of CI's wall time.
   args=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG"
-        -DTESSERA_CUDA=OFF -DTESSERA_SANITIZE=address,undefined)
+        -DTESSERA_CUDA=OFF -DTESSERA_SANITIZE=address,undefined
+        -DTESSERA_BENCH=OFF)  # no test runs the benchmarks; the default build compiles them
   # OpenMP's runtime keeps thread pools alive at exit; that is not a leak of ours.
   export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
   export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp"

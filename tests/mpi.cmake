@@ -18,7 +18,8 @@ if(TESSERA_MPI)
     add_test(NAME mpi_tp${np}
              COMMAND ${MPIEXEC_EXECUTABLE} -np ${np} --oversubscribe
                      $<TARGET_FILE:tessera_mpi_tests>)
-    set_tests_properties(mpi_tp${np} PROPERTIES TIMEOUT 600 ENVIRONMENT "${mpi_test_env}")
+    set_tests_properties(mpi_tp${np} PROPERTIES TIMEOUT 600 ENVIRONMENT "${mpi_test_env}"
+                         COST ${np})
   endforeach()
   add_test(NAME mpi_generate_tp2
            COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/generate_tp.sh $<TARGET_FILE:tessera>
@@ -27,5 +28,6 @@ if(TESSERA_MPI)
   add_test(NAME mpi_kill_rank
            COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/kill_rank.sh $<TARGET_FILE:tessera>
                    ${TESSERA_TESTDATA})
-  set_tests_properties(mpi_kill_rank PROPERTIES TIMEOUT 300 ENVIRONMENT "${mpi_test_env}")
+  set_tests_properties(mpi_kill_rank PROPERTIES TIMEOUT 300 ENVIRONMENT "${mpi_test_env}"
+                       COST 30)
 endif()

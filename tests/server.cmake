@@ -20,8 +20,10 @@ if(NODE_EXECUTABLE)
     # that check meaningful (94 -> 96 MiB) while the client test keeps the full quarantine.
     list(APPEND load_test_env "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:quarantine_size_mb=4")
   endif()
-  set_tests_properties(server_openai_client PROPERTIES TIMEOUT 600 ENVIRONMENT "${client_test_env}")
-  set_tests_properties(server_load_smoke PROPERTIES TIMEOUT 600 ENVIRONMENT "${load_test_env}")
+  set_tests_properties(server_openai_client PROPERTIES TIMEOUT 600 ENVIRONMENT "${client_test_env}"
+                       COST 25)
+  set_tests_properties(server_load_smoke PROPERTIES TIMEOUT 600 ENVIRONMENT "${load_test_env}"
+                       COST 12)
 else()
   message(WARNING "node not found: the server tests are not registered (run scripts/setup.sh)")
 endif()
