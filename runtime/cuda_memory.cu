@@ -9,6 +9,7 @@
 #include "kernels/embedding.h"
 #include "kernels/sampling_cuda.h"
 #include "runtime/backend_cuda.h"
+#include "runtime/cuda_driver_message.h"
 #include "runtime/error.h"
 
 namespace tessera {
@@ -27,7 +28,11 @@ CudaDeviceInfo cuda_select_device(int device) {
   cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess) {
     cudaGetLastError();
-    throw UserError(std::string("no CUDA device: ") + cudaGetErrorString(e));
+    int driver = 0, runtime = 0;
+    cudaDriverGetVersion(&driver);
+    cudaRuntimeGetVersion(&runtime);
+    throw UserError("no CUDA device: " +
+                    describe_cuda_unavailable(int(e), cudaGetErrorString(e), driver, runtime));
   }
   if (count == 0) throw UserError("no CUDA device: the driver reports no GPU");
   if (device < 0 || device >= count)

@@ -2,6 +2,7 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include "runtime/cuda_driver_message.h"
 #include "runtime/cuda_probe.h"
 
 namespace tessera {
@@ -9,11 +10,13 @@ namespace tessera {
 CudaInfo probe_cuda() {
   CudaInfo info;
   cudaRuntimeGetVersion(&info.runtime_version);
+  cudaDriverGetVersion(&info.driver_version);
   ncclGetVersion(&info.nccl_version);
   cudaError_t err = cudaGetDeviceCount(&info.device_count);
   if (err != cudaSuccess) {
     info.device_count = 0;
-    info.error = cudaGetErrorString(err);
+    info.error = describe_cuda_unavailable(int(err), cudaGetErrorString(err),
+                                           info.driver_version, info.runtime_version);
     cudaGetLastError();  // clear the sticky error
     return info;
   }

@@ -10,6 +10,7 @@ struct CudaInfo {
   int device_count = 0;       // 0 when no GPU or no driver
   std::string error;          // why device_count is 0, if the runtime said so
   int runtime_version = 0;    // e.g. 13000
+  int driver_version = 0;     // the CUDA version the driver supports, e.g. 12020; 0: none
   int cublas_version = 0;     // e.g. 130100 (major * 10000 + minor * 100 + patch)
   int nccl_version = 0;
   std::string device_name;    // device 0
