@@ -27,7 +27,7 @@ struct WmmaOps {
   using BRow = wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major>;
   using Acc = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
   __device__ static E to_e(float x) {
-    return __float2half_rn(fminf(fmaxf(x, -65504.0f), 65504.0f));
+    return from_f32<__half>(x);  // saturating (cuda_util.cuh)
   }
   __device__ static float from_e(E x) { return __half2float(x); }
   __device__ void zero(Acc& c) const { wmma::fill_fragment(c, 0.0f); }

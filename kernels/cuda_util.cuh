@@ -38,8 +38,12 @@ template <> __device__ __forceinline__ float to_f32<__nv_bfloat16>(__nv_bfloat16
 
 template <class T> __device__ __forceinline__ T from_f32(float x);
 template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
+// fp16 stores saturate at the largest finite half (as the attention tiles' do) instead of
+// becoming Inf, which the next norm would turn into NaN for the whole row: bf16-trained models
+// have activations past fp16's range (runtime/model.cpp, reserve_workspace). NaN stays NaN.
 template <> __device__ __forceinline__ __half from_f32<__half>(float x) {
-  return __float2half_rn(x);
+  constexpr float kHalfMax = 65504.0f;
+  return __float2half_rn(x > kHalfMax ? kHalfMax : x < -kHalfMax ? -kHalfMax : x);
 }
 template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);

@@ -173,11 +173,12 @@ RankPlan plan_rank(const PlanRequest& r, const Resolved& s, int rank) {
   // Activation workspace: the model's named buffers (Model::reserve_workspace) for a step
   // of n = max_num_batched_tokens tokens, r = min(max_num_seqs, n) of which need logits;
   // c = compute dtype bytes:
-  //   n*H*4 (residual, F32) + 2*n*H*c (normed, projection out) + 2*n*q*c (q, attention out)
-  //   + 2*n*kv*c (k, v) + 3*n*I*c (gate, up, act) + r*H*c (last hidden) + r*V_local*4 (logits)
+  //   2*n*H*4 (residual and projection out, F32) + n*H*c (normed) + 2*n*q*c (q, attention
+  //   out) + 2*n*kv*c (k, v) + 3*n*I*c (gate, up, act) + r*H*c (last hidden) + r*V_local*4
+  //   (logits)
   const int64_t n = r.max_num_batched_tokens, nl = std::min(r.max_num_seqs, n);
   const int64_t cb = int64_t(dtype_size(s.compute));
-  p.workspace = n * H * 4 + 2 * n * H * cb + 2 * n * q * cb + 2 * n * kv * cb +
+  p.workspace = 2 * n * H * 4 + n * H * cb + 2 * n * q * cb + 2 * n * kv * cb +
                 3 * n * I * cb + nl * H * cb + nl * d.vocab_local * 4;
   // GPTQ act-order: x gathered into quantization order, as wide as the widest layer input.
   if (l.perm) p.workspace += n * std::max({H, q, I}) * cb;

@@ -136,7 +136,7 @@ Tensor Model::attention_block(const LayerWeights& lw, KvLayer& cache, const Tens
   backend_.kv_write(k3, v3, cache, block_size, bt);
   Tensor attn = buf(kAttn, ct, {n, heads_local_ * d});
   backend_.attention(q3, cache, block_size, attn_, bt, attn);
-  Tensor out = buf(kProj, ct, {n, cfg_.hidden_size});
+  Tensor out = buf(kProj, DType::F32, {n, cfg_.hidden_size});  // see reserve_workspace
   observe(lw, LinearInput::kAttentionOut, attn);
   project(attn, lw.o, out);
   return out;
@@ -151,7 +151,7 @@ Tensor Model::mlp_block(const LayerWeights& lw, const Tensor& h, int64_t n) {
   project(h, lw.up, up);
   Tensor act = buf(kAct, ct, {n, inter_local_});
   backend_.silu_mul(gate, up, act);
-  Tensor out = buf(kProj, ct, {n, cfg_.hidden_size});
+  Tensor out = buf(kProj, DType::F32, {n, cfg_.hidden_size});
   observe(lw, LinearInput::kMlpAct, act);
   project(act, lw.down, out);
   return out;
@@ -166,7 +166,12 @@ void Model::reserve_workspace(int64_t n, int64_t nl) {
   buf(kK, ct, {n, kv_heads_local_ * d});
   buf(kV, ct, {n, kv_heads_local_ * d});
   buf(kAttn, ct, {n, heads_local_ * d});
-  buf(kProj, ct, {n, H});
+  // What o_proj and down_proj add to the residual stream is F32, like the stream: models
+  // trained in bf16 grow "massive activations" (a few channels, out of one layer's down_proj)
+  // that come near or past fp16's 65504 in the Qwen2 family (down_proj outputs of ~50k in
+  // Qwen2-57B, overflowing channels in Qwen2.5-72B; fp16 Qwen2.5 then prints "!!!!" in other
+  // engines). An F16 buffer here would turn them into Inf, then every logit into NaN.
+  buf(kProj, DType::F32, {n, H});
   buf(kGate, ct, {n, inter_local_});
   buf(kUp, ct, {n, inter_local_});
   buf(kAct, ct, {n, inter_local_});

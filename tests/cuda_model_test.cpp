@@ -26,44 +26,6 @@ const char* kGoldenModels[] = {"TinyStories-656K", "tiny-llama", "tiny-qwen2", "
                                "tiny-llama3-rope"};
 
 #ifdef TESSERA_HAVE_CUDA
-// Logits [steps][vocab]: step 0 after the prompt, step s after also feeding forced[0, s).
-std::vector<std::vector<float>> teacher_forced(Model& m, const std::vector<int32_t>& prompt,
-                                               const std::vector<int32_t>& forced) {
-  const int64_t bs = 16, steps = int64_t(forced.size());
-  const int64_t total = int64_t(prompt.size()) + steps;
-  KvCache kv(m.backend(), m.kv_shape(total / bs + 1, bs));
-  BlockAllocator alloc(kv.shape().num_blocks);
-  Sequence s;
-  s.tokens = prompt;
-  s.reserve(alloc, total, bs);
-  std::vector<std::vector<float>> out;
-  int64_t count = int64_t(prompt.size());
-  for (int64_t i = 0; i < steps; ++i) {
-    BatchBuilder bb(bs);
-    bb.add(s, count, false);
-    out.push_back(m.forward(bb.build(), kv));
-    s.num_cached += count;
-    count = 1;
-    s.tokens.push_back(forced[size_t(i)]);
-  }
-  return out;
-}
-
-struct GpuModel {
-  std::unique_ptr<Comm> comm;
-  std::unique_ptr<Model> model;
-};
-
-GpuModel load_gpu_model(const std::string& dir, Backend& gpu) {
-  GpuModel m;
-  m.comm = make_single_comm();
-  const ModelConfig cfg = load_model_config(dir);
-  auto src = open_checkpoint_source(dir);
-  ModelWeights w = load_model_weights(*src, cfg, gpu, m.comm->world());
-  m.model = std::make_unique<Model>(cfg, std::move(w), gpu, *m.comm);
-  return m;
-}
-
 // The gap between the largest and second-largest value.
 float top_margin(const std::vector<float>& v) {
   float a = -INFINITY, b = -INFINITY;
@@ -85,7 +47,7 @@ TEST_P(CudaModel, TeacherForcedLogitsMatchCpu) {
   const json golden = json::parse(read_file(testdata_dir() + "/goldens/" + name + ".json"));
   const std::string dir = testdata_dir() + "/models/" + name;
   CpuModel cpu = load_cpu_model(dir);
-  GpuModel gpu = load_gpu_model(dir, gpu_backend(dt));
+  ModelOn gpu = load_model_on(gpu_backend(dt), dir);
   if (std::get<2>(GetParam())) {  // int8 KV cache on both
     cpu.model->set_kv_dtype(DType::I8);
     gpu.model->set_kv_dtype(DType::I8);

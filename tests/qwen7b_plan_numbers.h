@@ -25,9 +25,9 @@ constexpr int64_t kReserveTp1 = (400 + 32 + 64) * MiB;  // context + cuBLAS + gr
 // down to a multiple of 64 = 4672 rows of H fp16 values (down_proj: 832 rows of I, less).
 // An int8 lm_head [V, H] needs as much as gate/up.
 constexpr int64_t kDequantScratch = 4672 * 3584 * 2;
-// Workspace for 2048 tokens, 64 logit rows, fp16: residual F32, normed, proj, q, attn, k, v,
-// gate, up, act, last hidden, F32 logits.
-constexpr int64_t kWorkspace = 2048 * H * 4 + 2 * 2048 * H * 2 + 2 * 2048 * H * 2 +
+// Workspace for 2048 tokens, 64 logit rows, fp16: residual and proj (o/down output) F32,
+// normed, q, attn, k, v, gate, up, act, last hidden, F32 logits.
+constexpr int64_t kWorkspace = 2 * 2048 * H * 4 + 2048 * H * 2 + 2 * 2048 * H * 2 +
                                2 * 2048 * 512 * 2 + 3 * 2048 * I * 2 + 64 * H * 2 + 64 * V * 4;
 constexpr int64_t kTable16 = V * H * 2;         // the embedding table (or lm_head) in 16 bits
 constexpr int64_t kInt8LmHead = V * H + V * 4;  // int8 codes + an F32 scale per row
