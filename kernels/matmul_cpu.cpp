@@ -1,5 +1,6 @@
 // CPU matmul: dispatch between the AVX-512 kernel (kernels/matmul_avx512_cpu.cpp) and a
 // portable loop.
+#include <cpuid.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -28,19 +29,25 @@ int isa_cap() {
   }();
   return cap;
 }
+
+// F16C from CPUID leaf 1 (ECX bit 29): clang (14) has no "f16c" for __builtin_cpu_supports.
+bool cpu_has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
 }  // namespace
 
 bool cpu_has_avx512() {
   static const bool has = isa_cap() >= 2 && __builtin_cpu_supports("avx512f") &&
                           __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512vl") &&
-                          __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
+                          cpu_has_f16c() && __builtin_cpu_supports("fma");
   return has;
 }
 
 bool cpu_has_avx2() {
   static const bool has = isa_cap() >= 1 && __builtin_cpu_supports("avx2") &&
-                          __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+                          __builtin_cpu_supports("fma") && cpu_has_f16c();
   return has;
 }
 

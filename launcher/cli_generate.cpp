@@ -56,7 +56,7 @@ nlohmann::ordered_json chat_messages(const GenerateArgs& a) {
   nlohmann::ordered_json j;
   try {
     j = nlohmann::ordered_json::parse(f);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     throw UserError(a.messages_file + ": invalid JSON (" + std::string(e.what()) + ")");
   }
   if (j.is_object() && j.contains("messages")) j = j["messages"];

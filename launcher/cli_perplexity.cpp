@@ -38,7 +38,7 @@ std::vector<int32_t> read_ids(const std::string& path, int64_t* window) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(f);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     throw UserError(path + ": invalid JSON (" + std::string(e.what()) + ")");
   }
   if (j.is_object() && j.contains("window") && j["window"].is_number_integer())

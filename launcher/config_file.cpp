@@ -56,7 +56,7 @@ ojson read_config(const std::string& path) {
   ojson j;
   try {
     j = ojson::parse(f);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     throw UserError(path + ": invalid JSON (" + std::string(e.what()) + ")");
   }
   require(j.is_object(), path + ": expected a JSON object of option names and values");

@@ -159,7 +159,7 @@ json parse_body(const std::string& body) {
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw ApiError(400, std::string("the request body is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) throw ApiError(400, "the request body must be a JSON object");
@@ -195,8 +195,8 @@ ApiRequest parse_chat_request(const std::string& text, const ServedModel& m) {
     if (!msg.contains("content") || !msg["content"].is_array()) continue;
     std::string joined;
     for (const auto& part : msg["content"]) {
-      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
-          !part["text"].is_string())
+      if (!part.is_object() || !part.contains("type") || part["type"] != "text" ||
+          !part.contains("text") || !part["text"].is_string())
         throw bad("messages", "only text content parts are supported");
       joined += part["text"].get<std::string>();
     }

@@ -24,7 +24,7 @@ std::string read_text(const fs::path& path) {
 nlohmann::ordered_json read_json(const fs::path& path) {
   try {
     return nlohmann::ordered_json::parse(read_text(path));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     throw UserError(path.string() + ": invalid JSON: " + e.what());
   }
 }

@@ -178,7 +178,7 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw UserError(src + ": invalid JSON (" + std::string(e.what()) + ")");
   }
   require(j.is_object(), src + ": config must be a JSON object");

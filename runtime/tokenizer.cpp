@@ -83,7 +83,8 @@ std::shared_ptr<TokenizerImpl> build(const json& tj, const json& cfg) {
   for (const auto& a : section("added_tokens").is_array() ? section("added_tokens") : json::array()) {
     AddedToken t;
     t.content = a.at("content").get<std::string>();
-    t.id = a.at("id").get<int32_t>();
+    t.id = token_id(a.at("id"), 4 * (impl->vocab_size + int64_t(section("added_tokens").size())) +
+                                    1024, "added token \"" + t.content + "\"");
     t.special = a.value("special", false);
     t.lstrip = a.value("lstrip", false);
     t.rstrip = a.value("rstrip", false);

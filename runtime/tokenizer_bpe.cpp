@@ -4,6 +4,7 @@
 #include <queue>
 
 #include "runtime/error.h"
+#include "runtime/tokenizer_components.h"
 #include "runtime/tokenizer_unicode.h"
 
 namespace tessera::tok {
@@ -13,9 +14,8 @@ BpeModel::BpeModel(const nlohmann::json& m) {
   if (!vocab.is_object()) throw UserError("tokenizer.json: BPE model \"vocab\" must be an object");
   vocab_.reserve(vocab.size());
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0)
-      throw UserError("tokenizer.json: BPE vocab id of \"" + it.key() + "\" is not an id");
-    int32_t id = it.value().get<int32_t>();
+    const int32_t id = token_id(it.value(), 4 * int64_t(vocab.size()) + 1024,
+                                "BPE vocab entry \"" + it.key() + "\"");
     vocab_[it.key()] = id;
     if (static_cast<size_t>(id) >= id_to_token_.size()) {
       id_to_token_.resize(id + 1);

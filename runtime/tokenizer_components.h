@@ -21,6 +21,10 @@ using json = nlohmann::json;
 [[noreturn]] void unsupported(const std::string& kind, const json& j);
 // The "type" field of a component (UserError when missing).
 std::string component_type(const std::string& kind, const json& j);
+// A token id from tokenizer.json: an integer in [0, limit), else UserError naming `what`.
+// Ids index dense tables, so limit keeps a stray huge id (2^31 - 1 would ask for 64 GiB)
+// from becoming an allocation: callers pass a generous multiple of the vocabulary's size.
+int32_t token_id(const json& v, int64_t limit, const std::string& what);
 
 class Normalizer {
  public:

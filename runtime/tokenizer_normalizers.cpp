@@ -1,4 +1,7 @@
 // Normalizers: NFC/NFD/NFKC/NFKD, Lowercase, Prepend, Replace, Strip, Sequence.
+#include <algorithm>
+#include <limits>
+
 #include "runtime/error.h"
 #include "runtime/tokenizer_components.h"
 #include "runtime/tokenizer_regex.h"
@@ -17,6 +20,15 @@ std::string component_type(const std::string& kind, const json& j) {
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
     throw UserError("tokenizer.json: " + kind + " without a \"type\": " + j.dump().substr(0, 200));
   return j["type"].get<std::string>();
+}
+
+int32_t token_id(const json& v, int64_t limit, const std::string& what) {
+  limit = std::min<int64_t>(limit, std::numeric_limits<int32_t>::max());
+  // get<int64_t> wraps unsigned values above INT64_MAX to negative ones: rejected too.
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= limit)
+    throw UserError("tokenizer.json: the id of " + what + " is " + v.dump() +
+                    ", not an id in [0, " + std::to_string(limit) + ")");
+  return int32_t(v.get<int64_t>());
 }
 
 Regex make_pattern(const json& pattern, const std::string& what) {
