@@ -80,11 +80,13 @@ std::shared_ptr<TokenizerImpl> build(const json& tj, const json& cfg) {
   impl->pre_tokenizer = make_pre_tokenizer(section("pre_tokenizer"));
   impl->vocab_size = impl->model->size();
 
-  for (const auto& a : section("added_tokens").is_array() ? section("added_tokens") : json::array()) {
+  const json added = section("added_tokens").is_array() ? section("added_tokens") : json::array();
+  // Added tokens' ids follow the model's; a generous bound on both (tok::token_id).
+  const int64_t id_limit = 4 * (impl->vocab_size + int64_t(added.size())) + 1024;
+  for (const auto& a : added) {
     AddedToken t;
     t.content = a.at("content").get<std::string>();
-    t.id = token_id(a.at("id"), 4 * (impl->vocab_size + int64_t(section("added_tokens").size())) +
-                                    1024, "added token \"" + t.content + "\"");
+    t.id = token_id(a.at("id"), id_limit, "added token \"" + t.content + "\"");
     t.special = a.value("special", false);
     t.lstrip = a.value("lstrip", false);
     t.rstrip = a.value("rstrip", false);

@@ -79,12 +79,6 @@ std::vector<int32_t> prompt() {
   throw std::runtime_error("tiny-qwen2 golden: no 40-token prompt");
 }
 
-float max_abs_of(const std::vector<float>& v) {
-  float m = 0;
-  for (float x : v) m = std::max(m, std::fabs(x));
-  return m;
-}
-
 // max over rows r and outputs j of |sum_k x[r, k] * w[j, k]|; x [rows, K], w [N, K].
 float max_abs_product(const Tensor& x, const std::vector<float>& w) {
   const int64_t rows = x.dim(0), K = x.dim(1), N = int64_t(w.size()) / K;
@@ -101,15 +95,15 @@ float max_abs_product(const Tensor& x, const std::vector<float>& w) {
 TEST(CudaFp16Range, FixtureHasDownProjOutputsPastFp16) {
   TESSERA_REQUIRE_TESTDATA();
   const Massive& f = massive();
-  EXPECT_LT(max_abs_of(f.up), kHalfMax / 4);  // the weights themselves fit fp16
-  EXPECT_LT(max_abs_of(f.down), kHalfMax / 4);
+  EXPECT_LT(max_abs(f.up), kHalfMax / 4);  // the weights themselves fit fp16
+  EXPECT_LT(max_abs(f.down), kHalfMax / 4);
   CpuModel m = load_cpu_model(f.dir);
   float up_out = 0, act = 0, down_out = 0;
   m.model->set_activation_observer([&](int64_t layer, LinearInput site, const Tensor& x) {
     if (layer != 0) return;
     if (site == LinearInput::kMlp) up_out = max_abs_product(x, f.up);
     if (site == LinearInput::kMlpAct) {
-      act = max_abs_of(std::vector<float>(x.ptr<float>(), x.ptr<float>() + x.numel()));
+      act = max_abs(std::vector<float>(x.ptr<float>(), x.ptr<float>() + x.numel()));
       down_out = max_abs_product(x, f.down);
     }
   });
