@@ -2,7 +2,8 @@
 # Builds tessera and runs every test (CTest: unit, golden-data, CLI and MPI tests).
 #   scripts/test.sh              default build (CUDA targets too when nvcc is present)
 #   scripts/test.sh --sanitize   CPU-only build under AddressSanitizer + UBSan
-# Test data is read from $TESSERA_TESTDATA, default ../shared/testdata.
+# Test data is read from $TESSERA_TESTDATA, default ../shared/testdata; $TESSERA_CUDA_ARCHS
+# (e.g. "75;80") narrows the CUDA architectures the default build compiles for.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,7 @@ if [ "${1:-}" = "--sanitize" ]; then
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 fi
 [ -n "${TESSERA_TESTDATA:-}" ] && args+=(-DTESSERA_TESTDATA="$TESSERA_TESTDATA")
+[ -n "${TESSERA_CUDA_ARCHS:-}" ] && args+=(-DTESSERA_CUDA_ARCHS="$TESSERA_CUDA_ARCHS")
 
 cmake -S . -B "$build" "${args[@]}"
 cmake --build "$build" -j "$(nproc)"
