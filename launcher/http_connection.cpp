@@ -129,6 +129,7 @@ void Connection::dispatch() {
   req.body = std::move(msg.body());
   version_ = msg.version();
   keep_alive_ = msg.keep_alive();
+  head_ = msg.method() == http::verb::head;
   parser_.reset();
 
   busy_ = true;
@@ -157,9 +158,11 @@ void Connection::dispatch() {
     return;
   }
   auto h = methods->find(req.method);
+  if (h == methods->end() && head_) h = methods->find("GET");  // HEAD: GET's answer, no content
   if (h == methods->end()) {
     std::string allow;
     for (const auto& [m, _] : *methods) allow += (allow.empty() ? "" : ", ") + m;
+    if (methods->count("GET") && !methods->count("HEAD")) allow += ", HEAD";
     send_error(405, "method " + req.method + " not allowed for " + req.path,
                "invalid_request_error", false, {{"Allow", allow}});
     return;
@@ -181,6 +184,7 @@ void Connection::send_error(int status, const std::string& message, const std::s
     busy_ = true;
     ++req_id_;
     resp_ = Resp::none;
+    head_ = parser_ && parser_->is_header_done() && parser_->get().method() == http::verb::head;
   }
   if (close_after) keep_alive_ = false;
   do_respond(req_id_, status, "application/json", openai_error_json(message, type, "", code),
@@ -242,7 +246,7 @@ void Connection::do_respond(uint64_t id, int status, const std::string& content_
   std::ostringstream os;
   os << res.base();
   std::string bytes = os.str();
-  bytes += body;
+  if (!head_) bytes += body;  // a response to HEAD has the headers of GET's, never content
   enqueue({Out::raw, std::move(bytes), true});
 }
 
@@ -267,14 +271,14 @@ void Connection::do_start_stream(uint64_t id, int status) {
 }
 
 void Connection::do_chunk(uint64_t id, std::string data) {
-  if (id != req_id_ || closed_ || resp_ != Resp::streaming || data.empty()) return;
+  if (id != req_id_ || closed_ || resp_ != Resp::streaming || data.empty() || head_) return;
   enqueue({version_ >= 11 ? Out::chunk : Out::raw, std::move(data), false});
 }
 
 void Connection::do_end_stream(uint64_t id) {
   if (id != req_id_ || closed_ || resp_ != Resp::streaming) return;
   resp_ = Resp::done;
-  enqueue({version_ >= 11 ? Out::last_chunk : Out::raw, "", true});
+  enqueue({version_ >= 11 && !head_ ? Out::last_chunk : Out::raw, "", true});
 }
 
 void Connection::do_abandon(uint64_t id) {

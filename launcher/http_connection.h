@@ -122,6 +122,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool sent_continue_ = false;
   bool restart_reading_ = false;  // the watch read was cancelled to read a request
   bool keep_alive_ = true;
+  bool head_ = false;  // the request being answered is a HEAD: headers only
   unsigned version_ = 11;
   uint64_t req_id_ = 0;
   enum class Resp { none, streaming, done } resp_ = Resp::none;

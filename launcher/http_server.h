@@ -69,7 +69,8 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   // Exact path, or a prefix when the path ends in "/*" ("/v1/models/*"). Call before run().
-  // Unknown path => 404, known path with another method => 405.
+  // Unknown path => 404, known path with another method => 405. HEAD without a route of its
+  // own runs GET's handler and sends its headers only (so do errors answering a HEAD).
   void route(const std::string& method, const std::string& path, HttpHandler handler);
   int port() const;  // the bound port
   void run();        // blocks until stop(); runs `threads` io threads

@@ -60,7 +60,7 @@ TEST(HttpServer, ErrorsAreOpenAiJson) {
   res = c.request("DELETE", "/echo");  // same connection: errors keep it alive
   EXPECT_EQ(res.result_int(), 405);
   EXPECT_EQ(error_of(res)["type"], "invalid_request_error");
-  EXPECT_EQ(res[http::field::allow], "GET, POST");
+  EXPECT_EQ(res[http::field::allow], "GET, POST, HEAD");
   res = c.request("GET", "/v1/models");
   EXPECT_EQ(res.result_int(), 401);
   EXPECT_EQ(error_of(res)["code"], "invalid_api_key");
@@ -121,6 +121,40 @@ TEST(HttpServer, SseStreamArrivesInOrderThenKeepAlive) {
   EXPECT_TRUE(first_before_end);
   for (int i = 0; i < 5; ++i) EXPECT_EQ(chunks[i], "data: " + std::to_string(i) + "\n\n");
   EXPECT_EQ(c.request("GET", "/echo").result_int(), 200);  // same connection
+}
+
+// HEAD gets GET's answer without its content (RFC 9110 9.3.2), errors included; a body there
+// would be read as the next response by a client keeping the connection.
+TEST(HttpServer, HeadIsAnsweredLikeGetWithoutContent) {
+  Running r;
+  echo_routes(r.server);
+  r.server.route("POST", "/post-only", [](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
+    w->respond(200, "application/json", "{}");
+  });
+  r.start();
+  Client c(r.server.port());
+  auto head = [&](const std::string& target) {
+    EXPECT_FALSE(c.send("HEAD", target));
+    http::response_parser<http::string_body> p;
+    p.skip(true);  // what a client does for HEAD: the headers only
+    auto ec = c.run([&](auto done) { http::async_read(c.stream, c.buf, p, done); });
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(c.buf.size(), 0u) << "bytes after the headers of the response to HEAD " << target;
+    return p.release();
+  };
+  Response res = head("/echo?h=1");
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_EQ(res["X-Reply"], "yes");  // GET's handler answered
+  const auto echoed = nlohmann::json{{"method", "HEAD"}, {"path", "/echo"}, {"target", "/echo?h=1"},
+                                     {"body", ""}, {"x_test", ""}};
+  EXPECT_EQ(res[http::field::content_length], std::to_string(echoed.dump().size()));
+  res = head("/post-only");
+  EXPECT_EQ(res.result_int(), 405);
+  EXPECT_EQ(res[http::field::allow], "POST");
+  EXPECT_NE(res[http::field::content_length], "0");  // the error's length, not its bytes
+  EXPECT_EQ(head("/nowhere").result_int(), 404);
+  res = c.request("GET", "/echo?after=head");  // the connection stayed in step
+  EXPECT_EQ(nlohmann::json::parse(res.body())["target"], "/echo?after=head");
 }
 
 // A handler that starts a stream (or not) and hands its writer to the test.

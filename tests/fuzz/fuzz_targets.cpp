@@ -24,13 +24,6 @@ std::string text_of(const uint8_t* data, size_t size) {
   return std::string(reinterpret_cast<const char*>(data), size);
 }
 
-// A broken invariant: report it and abort, which libFuzzer and gtest both see as a crash.
-void check(bool ok, const char* what) {
-  if (ok) return;
-  std::fprintf(stderr, "fuzz invariant broken: %s\n", what);
-  std::abort();
-}
-
 const std::string& qwen_dir() {
   static const std::string dir = tessera::test::testdata_dir() + "/tokenizers/qwen2.5";
   return dir;
@@ -144,6 +137,12 @@ void safetensors(const uint8_t* data, size_t size) {
 
 }  // namespace
 
+void check(bool ok, const char* what) {
+  if (ok) return;
+  std::fprintf(stderr, "fuzz invariant broken: %s\n", what);
+  std::abort();
+}
+
 const std::vector<Target>& targets() {
   static const std::vector<Target> all = {
       {"chat_request", "a /v1/chat/completions body", chat_request},
@@ -153,6 +152,7 @@ const std::vector<Target>& targets() {
       {"model_config", "a config.json, then its plan on a T4", model_config},
       {"tokenizer_json", "a tokenizer.json", tokenizer_json},
       {"safetensors", "a .safetensors file", safetensors},
+      http_connection_target(),
   };
   return all;
 }
