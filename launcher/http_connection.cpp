@@ -67,7 +67,7 @@ void Connection::read_request() {
   if (closed_ || closing_) return;
   parser_.emplace();
   parser_->body_limit(static_cast<std::uint64_t>(core_.opt.max_body_bytes));
-  parser_->header_limit(64 * 1024);
+  parser_->header_limit(HttpServerOptions::kMaxHeaderBytes);
   sent_continue_ = false;
   arm_timer(core_.opt.idle_timeout_ms);
   read_some();

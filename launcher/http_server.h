@@ -46,6 +46,7 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";
   int port = 8000;                       // 0: pick a free port (tests)
   std::size_t max_body_bytes = 8 << 20;  // larger => 413
+  static constexpr std::size_t kMaxHeaderBytes = 64 * 1024;  // request line + fields; => 431
   std::string api_key;  // non-empty: paths starting with /v1/ need "Authorization: Bearer KEY"
   int threads = 2;
   int idle_timeout_ms = 30000;  // no (complete) request within this long: the socket is closed

@@ -198,7 +198,7 @@ Requests requests_in(const std::string& bytes) {
   for (;;) {
     http::request_parser<http::string_body> p;
     p.body_limit(kMaxBody);
-    p.header_limit(64 * 1024);
+    p.header_limit(HttpServerOptions::kMaxHeaderBytes);
     p.eager(true);
     error_code ec;
     while (!ec && !p.is_done() && pos < bytes.size())
